@@ -1,0 +1,1 @@
+"""Built-in default hook implementations, registered like any plugin (``trylast``)."""

@@ -1,0 +1,198 @@
+"""Configuration: pydantic models with ``extra="forbid"``, loaded from YAML, overridden by flags.
+
+Precedence (lowest first): model defaults < the domain's YAML (``configs/<domain>.yaml``, shipped
+inside the package) < ``--config FILE.yaml`` < CLI flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MaskConfig(_Strict):
+    """How the low-resolution foreground mask is computed."""
+
+    method: str = Field("auto", description="'auto' = the domain plugin's mask; 'otsu' = built-in")
+    downsample: float = Field(16.0, gt=0, description="target level-0 downsample of the mask")
+    max_side: int = Field(4096, ge=64, description="cap on the mask's longer side (memory bound)")
+    median_ksize: int = Field(7, ge=1, description="median blur kernel (mask px, odd)")
+    threshold: float | None = Field(None, description="fixed saturation threshold (None = Otsu)")
+    min_threshold: float = Field(15.0, ge=0, description="Otsu threshold never goes below this")
+    max_brightness: int = Field(235, ge=0, le=255, description="brighter than this is never foreground")
+    min_brightness: int = Field(0, ge=0, le=255, description="darker than this is never foreground")
+    model_weights: Path | None = Field(None, description="local weights for a learned mask")
+
+
+class RefineConfig(_Strict):
+    """Mask clean-up. Areas are in units of one patch's level-0 area."""
+
+    close: int = Field(2, ge=0, description="morphological closing radius (mask px)")
+    open: int = Field(0, ge=0, description="morphological opening radius (mask px)")
+    dilate: int = Field(0, ge=0, description="dilation radius (mask px)")
+    fill_holes_below: float = Field(0.25, ge=0, description="fill holes smaller than this (patches)")
+    drop_below: float = Field(0.25, ge=0, description="drop regions smaller than this (patches)")
+    smooth: int = Field(0, ge=0, description="contour smoothing: Gaussian sigma (mask px)")
+    pad: int = Field(0, ge=0, description="pixels of padding around the mask border")
+
+
+class PatchConfig(_Strict):
+    """Patch geometry and placement."""
+
+    size: int = Field(256, ge=1, description="patch side in output pixels")
+    stride: int | None = Field(None, ge=1, description="step between patches (None = size)")
+    level: int | None = Field(0, ge=0, description="pyramid level (ignored when mpp/magnification set)")
+    mpp: float | None = Field(None, gt=0, description="target microns per pixel")
+    magnification: float | None = Field(None, gt=0, description="target objective power")
+    slide_mpp: float | None = Field(None, gt=0, description="override the image's level-0 mpp")
+    placement: Literal["grid", "optimal"] = "grid"
+    min_foreground: float = Field(0.5, ge=0, le=1, description="keep patches with at least this")
+    edge: Literal["inside", "pad"] = Field(
+        "inside", description="'inside': patches lie wholly in the image; 'pad': may overhang"
+    )
+
+
+class ScoreConfig(_Strict):
+    """Per-patch scoring and selection."""
+
+    keep: str | None = Field(None, description="expression, e.g. 'foreground > 0.5 and pen < 0.05'")
+    top_n: int | None = Field(None, ge=1, description="keep only the N best by rank_by")
+    rank_by: str = "foreground"
+    sharpness: bool = Field(True, description="compute full-resolution sharpness scores")
+    min_sharpness: float | None = Field(None, description="drop patches below this sharpness")
+    max_pen: float | None = Field(None, ge=0, le=1, description="drop patches with more pen ink")
+    workers: int = Field(4, ge=1)
+
+
+class OutputConfig(_Strict):
+    """What is written."""
+
+    extract: bool = False
+    format: Literal["jpeg", "png"] = "jpeg"
+    quality: int = Field(90, ge=1, le=100)
+    overlay: bool = True
+    table: Literal["csv", "parquet", "none"] = "csv"
+    geojson: bool = False
+    workers: int = Field(4, ge=1)
+
+
+class Config(_Strict):
+    """The whole resolved configuration of one run."""
+
+    domain: str = "pathology"
+    mask: MaskConfig = MaskConfig()
+    refine: RefineConfig = RefineConfig()
+    patch: PatchConfig = PatchConfig()
+    score: ScoreConfig = ScoreConfig()
+    output: OutputConfig = OutputConfig()
+    plugin: dict[str, Any] = Field(default_factory=dict, description="free settings for plugins")
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.patch.mpp is not None and self.patch.magnification is not None:
+            raise ValueError("give patch.mpp or patch.magnification, not both")
+        return self
+
+    def hash(self) -> str:
+        """A short stable hash of the resolved config (recorded in every output)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``over`` into a copy of ``base`` (``over`` wins)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; one-line :class:`ConfigError` on any problem."""
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a config file must hold a mapping")
+    return data
+
+
+def domain_defaults(domain: str | None) -> dict[str, Any]:
+    """The defaults a domain declares (its YAML or dict), or {} when it declares none."""
+    if not domain:
+        return {}
+    from .plugins import list_domains
+
+    info = list_domains().get(domain)
+    if info is None:
+        known = ", ".join(sorted(list_domains())) or "none"
+        raise ConfigError(f"unknown domain {domain!r} (installed: {known})")
+    cfg = info.get("config")
+    if cfg is None:
+        return {}
+    if isinstance(cfg, dict):
+        return cfg
+    return read_yaml(cfg)
+
+
+def load_config(
+    domain: str | None = None,
+    file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Resolve a :class:`Config` from domain defaults, a YAML file and flag overrides.
+
+    ``overrides`` may use nested dicts or dotted keys (``{"patch.size": 512}``); None values are
+    ignored so that unset CLI flags never override the file.
+    """
+    data: dict[str, Any] = {}
+    file_data = read_yaml(file) if file is not None else {}
+    domain = domain or file_data.get("domain") or "pathology"
+    data = deep_merge(data, domain_defaults(domain))
+    data = deep_merge(data, file_data)
+    data["domain"] = domain
+    nested: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        cur = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+    data = deep_merge(data, nested)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        src = f"{file}: " if file else ""
+        raise ConfigError(f"{src}config key {where!r}: {first['msg']}") from None

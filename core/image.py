@@ -1,0 +1,227 @@
+"""The image protocol: a small ABC in the spirit of openslide-python, plus an in-memory image.
+
+Coordinates given to :meth:`Image.read_region` are level-0 pixels (x, y); sizes are (width,
+height) at the level read. Pixels come back as (h, w, 3) uint8 RGB arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class Image(ABC):
+    """A (possibly pyramidal) image read by region. Subclasses fill in the abstract members."""
+
+    #: short name of the reader, shown by ``gigapatch info`` and recorded in outputs
+    reader_name: str = "abstract"
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    @abstractmethod
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        """(width, height) of every level, level 0 first."""
+
+    @property
+    def level_count(self) -> int:
+        return len(self.level_dimensions)
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """(width, height) of level 0."""
+        return self.level_dimensions[0]
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        """Level-0 pixels per level-k pixel, per level (mean of the x and y ratios)."""
+        w0, h0 = self.level_dimensions[0]
+        return tuple((w0 / w + h0 / h) / 2.0 for w, h in self.level_dimensions)
+
+    @property
+    def mpp(self) -> float | None:
+        """Microns per level-0 pixel, or None when the file does not say."""
+        return None
+
+    @property
+    def magnification(self) -> float | None:
+        """Objective power of level 0 (e.g. 20 or 40), or None when unknown."""
+        return None
+
+    @property
+    def vendor(self) -> str | None:
+        return None
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """Free-form metadata (vendor properties, tags)."""
+        return {}
+
+    @property
+    def image_id(self) -> str:
+        """Name used for output files: the file name without its extension(s)."""
+        if self.path is None:
+            return "image"
+        name = self.path.name
+        for suffix in (".ome.tiff", ".ome.tif"):
+            if name.lower().endswith(suffix):
+                return name[: -len(suffix)]
+        return self.path.stem
+
+    # ------------------------------------------------------------------ pixels
+    @abstractmethod
+    def read_region(
+        self, location: tuple[int, int], level: int, size: tuple[int, int]
+    ) -> np.ndarray:
+        """Read a region.
+
+        Parameters
+        ----------
+        location : (x, y) top-left in level-0 pixels (may lie partly outside the image).
+        level : pyramid level to read from.
+        size : (width, height) in pixels of that level.
+
+        Returns
+        -------
+        (height, width, 3) uint8 RGB array; pixels outside the image are white (255).
+        """
+
+    def get_best_level_for_downsample(self, downsample: float) -> int:
+        """The highest-resolution-lossless level: largest downsample <= ``downsample``."""
+        best = 0
+        for i, d in enumerate(self.level_downsamples):
+            if d <= downsample * (1 + 1e-6):
+                best = i if d >= self.level_downsamples[best] else best
+        return best
+
+    def read_level_downsampled(self, downsample: float) -> np.ndarray:
+        """The whole image at (about) ``downsample``, read from the best level and resized.
+
+        Reads in horizontal bands so that a big level is never held whole. Returns an (h, w, 3)
+        uint8 array of shape (ceil(H0 / downsample), ceil(W0 / downsample)).
+        """
+        import cv2
+
+        w0, h0 = self.dimensions
+        out_w = max(1, math.ceil(w0 / downsample))
+        out_h = max(1, math.ceil(h0 / downsample))
+        level = self.get_best_level_for_downsample(downsample)
+        lds = self.level_downsamples[level]
+        lw, lh = self.level_dimensions[level]
+        out = np.empty((out_h, out_w, 3), np.uint8)
+        # band of output rows whose source is at most ~32 MB
+        rows_per_band = max(1, int(32e6 / max(1, lw * 3 * (downsample / lds))))
+        for oy in range(0, out_h, rows_per_band):
+            oh = min(rows_per_band, out_h - oy)
+            y0 = int(round(oy * downsample / lds))
+            y1 = min(lh, int(round((oy + oh) * downsample / lds)))
+            y1 = max(y1, y0 + 1)
+            band = self.read_region((0, int(round(y0 * lds))), level, (lw, y1 - y0))
+            if band.shape[:2] == (oh, out_w):
+                out[oy : oy + oh] = band
+            else:
+                out[oy : oy + oh] = cv2.resize(band, (out_w, oh), interpolation=cv2.INTER_AREA)
+        return out
+
+    def get_thumbnail(self, max_size: int | tuple[int, int] = 1024) -> np.ndarray:
+        """An RGB thumbnail whose longer side is at most ``max_size``; (h, w, 3) uint8."""
+        if isinstance(max_size, int):
+            max_size = (max_size, max_size)
+        w0, h0 = self.dimensions
+        downsample = max(w0 / max_size[0], h0 / max_size[1], 1.0)
+        return self.read_level_downsampled(downsample)
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:  # noqa: B027 - optional override
+        """Release file handles. Safe to call twice."""
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self.path) if self.path else ''!r}, "
+            f"dims={self.dimensions}, levels={self.level_count}, mpp={self.mpp})"
+        )
+
+
+def pad_region(
+    arr: np.ndarray, x: int, y: int, size: tuple[int, int], fill: int = 255
+) -> np.ndarray:
+    """Cut ``size`` = (w, h) at (x, y) out of ``arr`` (h, w, C), padding outside with ``fill``."""
+    w, h = size
+    H, W = arr.shape[:2]
+    out = np.full((h, w) + arr.shape[2:], fill, dtype=arr.dtype)
+    sx0, sy0 = max(0, x), max(0, y)
+    sx1, sy1 = min(W, x + w), min(H, y + h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y : sy1 - y, sx0 - x : sx1 - x] = arr[sy0:sy1, sx0:sx1]
+    return out
+
+
+class ArrayImage(Image):
+    """An image held in memory, with a pyramid built by area averaging. For tests and small data.
+
+    Parameters
+    ----------
+    array : (H, W, 3) uint8 RGB (or (H, W) grey, broadcast to RGB) level-0 pixels.
+    downsamples : integer downsample of each level beyond level 0 (default: 4, 16 while large).
+    mpp : microns per level-0 pixel, or None.
+    """
+
+    reader_name = "array"
+
+    def __init__(
+        self,
+        array: np.ndarray,
+        downsamples: tuple[int, ...] | None = None,
+        mpp: float | None = None,
+        path: str | Path | None = None,
+        magnification: float | None = None,
+    ) -> None:
+        super().__init__(path)
+        import cv2
+
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
+            raise ValueError("ArrayImage needs an (H, W, 3) uint8 array")
+        array = np.ascontiguousarray(array[:, :, :3])
+        h, w = array.shape[:2]
+        if downsamples is None:
+            downsamples = tuple(d for d in (4, 16, 64) if min(h, w) // d >= 64)
+        self._levels = [array]
+        for d in downsamples:
+            size = (max(1, w // d), max(1, h // d))
+            self._levels.append(cv2.resize(array, size, interpolation=cv2.INTER_AREA))
+        self._mpp = mpp
+        self._magnification = magnification
+
+    @property
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        return tuple((a.shape[1], a.shape[0]) for a in self._levels)
+
+    @property
+    def mpp(self) -> float | None:
+        return self._mpp
+
+    @property
+    def magnification(self) -> float | None:
+        return self._magnification
+
+    def read_region(
+        self, location: tuple[int, int], level: int, size: tuple[int, int]
+    ) -> np.ndarray:
+        ds = self.level_downsamples[level]
+        x = int(math.floor(location[0] / ds))
+        y = int(math.floor(location[1] / ds))
+        return pad_region(self._levels[level], x, y, size)
