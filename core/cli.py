@@ -1,0 +1,273 @@
+"""The command line: ``gigapatch tile | info | plugins | demo | train | predict``.
+
+Bad input never shows a traceback: a :class:`GigapatchError` becomes one line on stderr and exit code
+2; anything unexpected becomes one line and exit code 1 (``GIGAPATCH_DEBUG=1`` shows the traceback).
+Progress bars appear only on a terminal and never with ``--quiet``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="gigapatch",
+    help="Turn gigapixel images into the few thousand patches that matter.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+log = logging.getLogger("gigapatch")
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _setup_logging(quiet: bool) -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=_console(), show_time=False, show_path=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    logging.getLogger("gigapatch").setLevel(logging.WARNING)
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+Paths = Annotated[list[Path], typer.Argument(help="image files or folders of images")]
+
+
+@app.command()
+def tile(
+    paths: Paths,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("gigapatch-out"),
+    domain: Annotated[Optional[str], typer.Option(help="domain plugin: pathology, generic, ...")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")] = None,
+    patch_size: Annotated[Optional[int], typer.Option(help="patch side in output px")] = None,
+    level: Annotated[Optional[int], typer.Option(help="pyramid level to read")] = None,
+    stride: Annotated[Optional[int], typer.Option(help="step between patches (default: size)")] = None,
+    mpp: Annotated[Optional[float], typer.Option(help="target microns per pixel")] = None,
+    magnification: Annotated[Optional[float], typer.Option(help="target objective power")] = None,
+    slide_mpp: Annotated[Optional[float], typer.Option(help="override the image's level-0 mpp")] = None,
+    min_foreground: Annotated[Optional[float], typer.Option(help="minimum foreground fraction")] = None,
+    placement: Annotated[Optional[str], typer.Option(help="grid or optimal")] = None,
+    keep: Annotated[Optional[str], typer.Option(help="keep expression, e.g. 'pen < 0.05'")] = None,
+    top_n: Annotated[Optional[int], typer.Option(help="keep the N best by --rank-by")] = None,
+    rank_by: Annotated[Optional[str], typer.Option(help="score used by --top-n")] = None,
+    sharpness: Annotated[Optional[bool], typer.Option("--sharpness/--no-sharpness")] = None,
+    extract: Annotated[Optional[bool], typer.Option("--extract/--no-extract", help="write patches")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="jpeg or png")] = None,
+    overlay: Annotated[Optional[bool], typer.Option("--overlay/--no-overlay")] = None,
+    geojson: Annotated[Optional[bool], typer.Option("--geojson/--no-geojson", help="QuPath export")] = None,
+    annotations: Annotated[Optional[Path], typer.Option(help="GeoJSON of regions to include/exclude")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="CSV: path[,slide_mpp] per image")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="reader threads")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+) -> None:
+    """Tile images: mask, segment, place and score patches; write coords (h5), table, overlay."""
+    _setup_logging(quiet)
+    from .config import load_config
+    from .pipeline import tile_many
+    from .readers import find_images
+
+    overrides: dict[str, Any] = {
+        "patch.size": patch_size, "patch.level": level, "patch.stride": stride, "patch.mpp": mpp,
+        "patch.magnification": magnification, "patch.slide_mpp": slide_mpp,
+        "patch.min_foreground": min_foreground, "patch.placement": placement,
+        "score.keep": keep, "score.top_n": top_n, "score.rank_by": rank_by,
+        "score.sharpness": sharpness, "output.extract": extract, "output.format": fmt,
+        "output.overlay": overlay, "output.geojson": geojson, "annotations.path": annotations,
+        "score.workers": workers, "output.workers": workers,
+    }
+    if mpp is not None or magnification is not None:
+        overrides["patch.level"] = None
+    cfg = load_config(domain=domain, file=config, overrides=overrides)
+    per_image = _read_manifest(manifest) if manifest else None
+    images = find_images(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    console = _console()
+    progress_on = _show_progress(quiet)
+
+    def report(res) -> None:
+        if res.status == "error":
+            console.print(f"[red]error[/red] {res.message}", highlight=False)
+        elif res.status == "empty":
+            console.print(f"[yellow]warning[/yellow] {res.path}: {res.message}", highlight=False)
+
+    if progress_on:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=False) as prog:
+            task = prog.add_task("tiling", total=len(images))
+
+            def on_done(res) -> None:
+                report(res)
+                prog.update(task, advance=1, description=f"tiling {res.path.name}")
+
+            summary = tile_many(images, cfg, out, overrides_per_image=per_image, on_done=on_done)
+    else:
+        summary = tile_many(images, cfg, out, overrides_per_image=per_image, on_done=report)
+    n_ok = sum(r.status != "error" for r in summary.results)
+    n_patches = sum(r.n_patches for r in summary.results)
+    if not quiet:
+        empty = [r for r in summary.results if r.status == "empty"]
+        note = f", {len(empty)} with almost no foreground" if empty else ""
+        _console(stderr=False).print(
+            f"{n_ok}/{len(summary.results)} images tiled, {n_patches} patches kept{note}; "
+            f"outputs in {out} (summary.csv)", highlight=False,
+        )
+    if summary.n_errors:
+        raise typer.Exit(2 if summary.n_errors == len(summary.results) else 1)
+
+
+def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    import csv
+
+    from .errors import ConfigError
+
+    try:
+        rows = list(csv.DictReader(path.open()))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: manifest not found") from None
+    if not rows or "path" not in rows[0]:
+        raise ConfigError(f"{path}: a manifest needs a 'path' column")
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        ov: dict[str, Any] = {}
+        for key in ("slide_mpp", "mpp", "level"):
+            val = (row.get(key) or "").strip()
+            if val:
+                try:
+                    ov[f"patch.{key}"] = float(val) if key != "level" else int(val)
+                except ValueError:
+                    raise ConfigError(f"{path}: bad {key} {val!r} for {row['path']}") from None
+        if ov:
+            out[row["path"]] = ov
+    return out
+
+
+@app.command()
+def info(
+    paths: Paths,
+    domain: Annotated[Optional[str], typer.Option(help="domain plugin")] = None,
+) -> None:
+    """Show levels, downsamples, mpp, vendor and the reader used."""
+    from rich.table import Table
+
+    from .readers import find_images, open_image
+    from .resolution import check_mpp
+
+    console = _console(stderr=False)
+    for path in find_images(paths):
+        with open_image(path, domain=domain) as img:
+            mpp, warnings = check_mpp(img)
+            t = Table(title=f"{path}", title_justify="left")
+            for col in ("level", "width", "height", "downsample", "mpp"):
+                t.add_column(col, justify="right")
+            for i, ((w, h), d) in enumerate(zip(img.level_dimensions, img.level_downsamples)):
+                t.add_row(str(i), str(w), str(h), f"{d:.3f}", f"{img.mpp * d:.4f}" if img.mpp else "-")
+            console.print(t)
+            console.print(
+                f"reader: {img.reader_name}  vendor: {img.vendor or '-'}  "
+                f"mpp: {img.mpp if img.mpp is not None else 'unknown'}  "
+                f"magnification: {img.magnification or '-'}", highlight=False,
+            )
+            for w in warnings:
+                console.print(f"[yellow]warning[/yellow] {w}", highlight=False)
+
+
+@app.command()
+def plugins() -> None:
+    """List installed plugins, their versions, hooks and domains."""
+    from rich.table import Table
+
+    from .plugins import list_domains, list_plugins
+
+    t = Table(title="plugins (entry-point group 'gigapatch')", title_justify="left")
+    for col in ("name", "module", "version", "hooks"):
+        t.add_column(col)
+    for p in list_plugins():
+        t.add_row(p["name"], p["module"], p["version"],
+                  ", ".join(h.removeprefix("gigapatch_") for h in p["hooks"]) or "-")
+    console = _console(stderr=False)
+    console.print(t)
+    d = Table(title="domains", title_justify="left")
+    d.add_column("domain")
+    d.add_column("description")
+    for name, info_ in sorted(list_domains().items()):
+        d.add_row(name, info_.get("description", ""))
+    console.print(d)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("gigapatch-demo"),
+    size: Annotated[int, typer.Option(help="side of the generated slide in px")] = 6144,
+    seed: Annotated[int, typer.Option(help="random seed of the generated slide")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run the whole pipeline on a generated sample slide and say where the outputs are."""
+    _setup_logging(quiet)
+    from .demo import run_demo
+
+    paths = run_demo(out, size=size, seed=seed)
+    console = _console(stderr=False)
+    console.print(f"demo slide: {paths['slide']}", highlight=False)
+    for key in ("h5", "table", "overlay", "patches", "config"):
+        if key in paths:
+            console.print(f"{key:>8}: {paths[key]}", highlight=False)
+    console.print(f"{paths['n_patches']} patches kept", highlight=False)
+
+
+def _register_training() -> None:
+    try:
+        from .training.cli import register
+    except ImportError:  # training commands arrive with the training package
+        return
+    register(app)
+
+
+_register_training()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the app and turns errors into one line."""
+    from .errors import GigapatchError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except GigapatchError as e:
+        _console().print(f"[red]error:[/red] {e}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        _console().print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback by default
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        if os.environ.get("GIGAPATCH_DEBUG"):
+            raise
+        _console().print(f"[red]error:[/red] {type(e).__name__}: {e}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -88,6 +88,19 @@ class OutputConfig(_Strict):
     workers: int = Field(4, ge=1)
 
 
+class AnnotationConfig(_Strict):
+    """Hand-edited regions (GeoJSON, e.g. exported from QuPath) that replace or trim the mask."""
+
+    path: Path | None = Field(None, description="GeoJSON file in level-0 pixel coordinates")
+    include: list[str] | None = Field(
+        None, description="classification names whose polygons define the foreground (None = any not excluded)"
+    )
+    exclude: list[str] = Field(
+        default_factory=lambda: ["Exclude", "Ignore*", "Other"],
+        description="classification names whose polygons are removed from the foreground",
+    )
+
+
 class Config(_Strict):
     """The whole resolved configuration of one run."""
 
@@ -97,6 +110,7 @@ class Config(_Strict):
     patch: PatchConfig = PatchConfig()
     score: ScoreConfig = ScoreConfig()
     output: OutputConfig = OutputConfig()
+    annotations: AnnotationConfig = AnnotationConfig()
     plugin: dict[str, Any] = Field(default_factory=dict, description="free settings for plugins")
 
     @model_validator(mode="after")

@@ -1,0 +1,232 @@
+"""PatchSet: the coordinates and per-patch scores of one image, and their files.
+
+On disk, per image (every file written to a temporary name, then renamed):
+
+``<out>/<image_id>.h5``
+    ``coords``            (N, 2) int64 level-0 top-left x, y of the kept patches. Its attributes are a
+                          superset of CLAM's and TRIDENT's: patch_size, patch_level, downsample,
+                          level_dim, patch_size_level0, level0_magnification, target_magnification,
+                          overlap, level0_width, level0_height, name, plus mpp, target_mpp,
+                          effective_mpp, read_size, resize_factor, gigapatch_version, config_hash.
+    ``scores/<name>``     (N,) float32, one per score column (``foreground`` always).
+    ``rejected/coords``   (M, 2) int64 candidates that were scored and dropped,
+    ``rejected/reason``   (M,) str, why (e.g. ``"foreground"``, ``"pen"``, ``"keep"``, ``"top_n"``),
+    ``rejected/scores/<name>`` (M,) float32.
+    ``mask``              (h, w) uint8 refined foreground mask, attribute ``downsample``.
+``<out>/<image_id>.yaml``   the resolved config.
+``<out>/<image_id>.csv``    (or ``.parquet``) table: x, y, level, size, size_level0, then the scores.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .segment import Region
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
+
+
+@dataclass
+class PatchSet:
+    """Kept patches of one image (coords + score columns), the rejected ones, and metadata.
+
+    Attributes
+    ----------
+    image_id : output name of the image.
+    coords : (N, 2) int64 level-0 top-left x, y of the kept patches.
+    scores : name -> (N,) float32 score column (``foreground`` always present).
+    attrs : geometry and provenance (see module docstring).
+    rejected_coords : (M, 2) int64; rejected_reason : (M,) str; rejected_scores : name -> (M,).
+    mask : (h, w) bool refined foreground mask or None; mask_downsample : level-0 px per mask px.
+    regions : segmented regions (level-0 px), not stored in the h5 (see GeoJSON export).
+    """
+
+    image_id: str
+    coords: np.ndarray
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    rejected_coords: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    rejected_reason: np.ndarray = field(default_factory=lambda: np.zeros((0,), dtype="U16"))
+    rejected_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    mask: np.ndarray | None = None
+    mask_downsample: float = 1.0
+    regions: list[Region] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.coords = np.asarray(self.coords, dtype=np.int64).reshape(-1, 2)
+        self.rejected_coords = np.asarray(self.rejected_coords, dtype=np.int64).reshape(-1, 2)
+        for name, col in self.scores.items():
+            if len(col) != len(self.coords):
+                raise ValueError(f"score {name!r} has {len(col)} values for {len(self.coords)} patches")
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+    @property
+    def patch_size_level0(self) -> int:
+        return int(self.attrs.get("patch_size_level0", self.attrs.get("patch_size", 0)))
+
+    # ------------------------------------------------------------------ tables
+    def table(self, include_rejected: bool = False) -> dict[str, np.ndarray]:
+        """Column dict: x, y, level, size, size_level0, kept, reason, then every score."""
+        n = len(self.coords)
+        cols: dict[str, np.ndarray] = {
+            "x": self.coords[:, 0],
+            "y": self.coords[:, 1],
+        }
+        names = list(self.scores)
+        if include_rejected:
+            m = len(self.rejected_coords)
+            cols = {
+                "x": np.concatenate([self.coords[:, 0], self.rejected_coords[:, 0]]),
+                "y": np.concatenate([self.coords[:, 1], self.rejected_coords[:, 1]]),
+            }
+            for k in self.rejected_scores:
+                if k not in names:
+                    names.append(k)
+        else:
+            m = 0
+        total = n + m
+        cols["level"] = np.full(total, int(self.attrs.get("patch_level", 0)))
+        cols["size"] = np.full(total, int(self.attrs.get("patch_size", 0)))
+        cols["size_level0"] = np.full(total, self.patch_size_level0)
+        if include_rejected:
+            cols["kept"] = np.r_[np.ones(n, bool), np.zeros(m, bool)]
+            cols["reason"] = np.r_[np.full(n, "", dtype="U16"), self.rejected_reason.astype("U16")]
+        for k in names:
+            kept = self.scores.get(k, np.full(n, np.nan, np.float32))
+            if include_rejected:
+                rej = self.rejected_scores.get(k, np.full(m, np.nan, np.float32))
+                cols[k] = np.concatenate([kept, rej])
+            else:
+                cols[k] = kept
+        return cols
+
+    def write_table(self, path: str | Path, include_rejected: bool = False) -> Path:
+        """Write the table as CSV, or Parquet when ``path`` ends in ``.parquet`` (needs pyarrow)."""
+        path = Path(path)
+        cols = self.table(include_rejected)
+        with atomic_path(path) as tmp:
+            if path.suffix == ".parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.table({k: np.asarray(v) for k, v in cols.items()}), tmp)
+            else:
+                import csv
+
+                with open(tmp, "w", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(list(cols))
+                    rows = zip(*[c.tolist() for c in cols.values()])
+                    w.writerows(rows)
+        return path
+
+    # ------------------------------------------------------------------ h5
+    def write_h5(self, path: str | Path) -> Path:
+        """Write the h5 file atomically (see module docstring for the layout)."""
+        import h5py
+
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                d = f.create_dataset("coords", data=self.coords, dtype=np.int64)
+                for k, v in self.attrs.items():
+                    if v is None:
+                        v = np.nan  # h5 has no None; NaN marks "unknown"
+                    d.attrs[k] = v
+                g = f.create_group("scores")
+                for k, v in self.scores.items():
+                    g.create_dataset(k, data=np.asarray(v, np.float32))
+                r = f.create_group("rejected")
+                r.create_dataset("coords", data=self.rejected_coords, dtype=np.int64)
+                r.create_dataset(
+                    "reason", data=np.asarray(self.rejected_reason, dtype=object),
+                    dtype=h5py.string_dtype(),
+                )
+                rs = r.create_group("scores")
+                for k, v in self.rejected_scores.items():
+                    rs.create_dataset(k, data=np.asarray(v, np.float32))
+                if self.mask is not None:
+                    md = f.create_dataset(
+                        "mask", data=self.mask.astype(np.uint8), compression="gzip", compression_opts=4
+                    )
+                    md.attrs["downsample"] = self.mask_downsample
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> PatchSet:
+        """Read a PatchSet back from its h5 file (regions are not stored there)."""
+        import h5py
+
+        path = Path(path)
+        with h5py.File(path, "r") as f:
+            coords = f["coords"][()]
+            attrs = {k: _py(v) for k, v in f["coords"].attrs.items()}
+            scores = {k: f["scores"][k][()] for k in f["scores"]} if "scores" in f else {}
+            rej_c = np.zeros((0, 2), np.int64)
+            rej_r = np.zeros((0,), "U16")
+            rej_s: dict[str, np.ndarray] = {}
+            if "rejected" in f:
+                rej_c = f["rejected/coords"][()]
+                rej_r = np.asarray([_py(s) for s in f["rejected/reason"][()]], dtype="U16")
+                rej_s = {k: f["rejected/scores"][k][()] for k in f["rejected/scores"]}
+            mask = None
+            mds = 1.0
+            if "mask" in f:
+                mask = f["mask"][()].astype(bool)
+                mds = float(f["mask"].attrs.get("downsample", 1.0))
+        return cls(
+            image_id=str(attrs.get("name", path.stem)),
+            coords=coords,
+            scores=scores,
+            attrs=attrs,
+            rejected_coords=rej_c,
+            rejected_reason=rej_r,
+            rejected_scores=rej_s,
+            mask=mask,
+            mask_downsample=mds,
+        )
+
+
+def _py(v: Any) -> Any:
+    """h5 attribute -> plain Python (bytes -> str, numpy scalars -> Python, NaN stays float)."""
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
