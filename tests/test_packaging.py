@@ -1,0 +1,61 @@
+"""The wheel must carry every subpackage: build it, install it apart, import every module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(wheel_dir), str(REPO)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = wheel_dir.glob("gigapatch-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    modules = sorted(
+        n[:-3].replace("/", ".").removesuffix(".__init__")
+        for n in names if n.endswith(".py") and not n.endswith("__main__.py")
+    )
+    # every source module of the checkout must be in the wheel
+    source_dirs = {
+        "gigapatch": REPO / "core", "gigapatch_pathology": REPO / "plugins/pathology",
+        "gigapatch_metal_surface": REPO / "plugins/metal_surface",
+        "gigapatch_satellite": REPO / "plugins/satellite",
+    }
+    for pkg, root in source_dirs.items():
+        for f in root.rglob("*.py"):
+            if "__pycache__" in f.parts or f.name == "__main__.py":
+                continue
+            rel = f.relative_to(root).with_suffix("")
+            mod = ".".join((pkg, *rel.parts)).removesuffix(".__init__")
+            assert mod in modules, f"{mod} missing from the wheel"
+    assert "gigapatch_pathology/pathology.yaml" in names
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True, capture_output=True,
+    )
+    code = (
+        "import importlib, sys\n"
+        f"mods = {modules!r}\n"
+        "for m in mods:\n"
+        "    mod = importlib.import_module(m)\n"
+        f"    assert mod.__file__.startswith({str(target)!r}), (m, mod.__file__)\n"
+        "print(len(mods))\n"
+    )
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert int(res.stdout.strip()) == len(modules)

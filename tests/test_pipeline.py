@@ -1,0 +1,125 @@
+"""End-to-end pipeline on synthetic images with known answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gigapatch
+from gigapatch import ArrayImage, PatchSet, load_config, tile_image
+
+
+def he_like(mask: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Pink/purple textured 'tissue' where mask is True, near-white glass elsewhere."""
+    rng = np.random.default_rng(seed)
+    h, w = mask.shape
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (242, 242, 244)
+    img += rng.normal(0, 2, (h, w, 1))
+    tissue = np.array([215, 140, 190], np.float32) + rng.normal(0, 12, (h, w, 1)) * [0.5, 1, 0.6]
+    img[mask] = tissue[mask]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def two_blobs_with_hole() -> np.ndarray:
+    """2048 x 1536 mask: a 768 x 768 square with a 256 x 256 hole, and a 512 x 256 rectangle."""
+    m = np.zeros((1536, 2048), bool)
+    m[256:1024, 256:1024] = True
+    m[512:768, 512:768] = False  # the hole: exactly one 256 px grid cell
+    m[1280:1536, 1280:1792] = True
+    return m
+
+
+@pytest.fixture()
+def config():
+    return load_config(
+        "pathology",
+        overrides={"patch.size": 256, "patch.min_foreground": 0.5, "score.sharpness": False,
+                   "mask.downsample": 8, "refine.fill_holes_below": 0.1, "refine.drop_below": 0.1},
+    )
+
+
+def test_two_blobs_and_a_hole_give_the_expected_patches(config, tmp_path: Path) -> None:
+    truth = two_blobs_with_hole()
+    img = ArrayImage(he_like(truth), mpp=0.5, path=tmp_path / "blobs.tif")
+    ps = tile_image(img, config, out_dir=tmp_path / "out")
+    expected = {(x, y) for y in range(256, 1024, 256) for x in range(256, 1024, 256)} - {(512, 512)}
+    expected |= {(1280, 1280), (1536, 1280)}
+    assert {tuple(c) for c in ps.coords.tolist()} == expected
+    assert np.all(ps.scores["foreground"] > 0.95)
+    # two regions, the big one with one hole
+    assert len(ps.regions) == 2
+    assert sorted(len(r.holes) for r in ps.regions) == [0, 1]
+    big = max(ps.regions, key=lambda r: r.area)
+    assert big.area == pytest.approx(768 * 768 - 256 * 256, rel=0.03)
+    # outputs on disk
+    out = tmp_path / "out"
+    back = PatchSet.read(out / "blobs.h5")
+    np.testing.assert_array_equal(np.sort(back.coords, axis=0), np.sort(ps.coords, axis=0))
+    for key in ("patch_size", "patch_level", "downsample", "level_dim", "patch_size_level0",
+                "level0_magnification", "target_magnification", "overlap", "level0_width",
+                "level0_height", "name", "mpp", "gigapatch_version", "config_hash"):
+        assert key in back.attrs, key
+    assert back.attrs["patch_size_level0"] == 256
+    assert back.attrs["mpp"] == pytest.approx(0.5)
+    assert (out / "blobs.yaml").is_file() and (out / "blobs_overlay.png").is_file()
+    assert (out / "blobs.csv").read_text().startswith("x,y,level,size")
+    assert not list(out.glob(".*tmp"))
+
+
+def test_level_one_patches_are_in_level0_coordinates(config, tmp_path: Path) -> None:
+    truth = np.zeros((4096, 4096), bool)
+    truth[1024:3072, 1024:3072] = True
+    img = ArrayImage(he_like(truth), downsamples=(2, 8), mpp=0.25)
+    cfg = config.model_copy(deep=True)
+    cfg.patch.level = 1
+    cfg.mask.downsample = 16
+    ps = tile_image(img, cfg)
+    assert ps.attrs["patch_size_level0"] == 512 and ps.attrs["downsample"] == 2
+    assert len(ps) == 16  # 2048 / 512 squared
+    assert ps.coords.min() == 1024 and ps.coords.max() == 3072 - 512
+    assert ps.attrs["effective_mpp"] == pytest.approx(0.5)
+
+
+def test_mpp_target_resizes_from_the_best_level(config) -> None:
+    truth = np.zeros((2048, 2048), bool)
+    truth[512:1536, 512:1536] = True
+    img = ArrayImage(he_like(truth), downsamples=(4,), mpp=0.25)
+    cfg = config.model_copy(deep=True)
+    cfg.patch.level = None
+    cfg.patch.mpp = 0.5  # twice the level-0 mpp: read level 0 at 512 px, resize to 256
+    ps = tile_image(img, cfg)
+    assert ps.attrs["patch_level"] == 0 and ps.attrs["read_size"] == 512
+    assert ps.attrs["resize_factor"] == pytest.approx(2.0)
+    assert ps.attrs["patch_size_level0"] == 512
+    assert ps.attrs["target_mpp"] == pytest.approx(0.5) and ps.attrs["effective_mpp"] == pytest.approx(0.5)
+
+
+def test_blank_image_is_loud_but_valid(config, tmp_path: Path, caplog) -> None:
+    img = ArrayImage(he_like(np.zeros((1024, 1024), bool)), path=tmp_path / "glass.png")
+    with caplog.at_level("WARNING"):
+        ps = tile_image(img, config, out_dir=tmp_path)
+    assert len(ps) == 0
+    assert "glass" in caplog.text and "foreground" in caplog.text
+    back = PatchSet.read(tmp_path / "glass.h5")
+    assert back.coords.shape == (0, 2)
+
+
+def test_a_plugin_scorer_adds_a_column(config) -> None:
+    pm = gigapatch.get_plugin_manager()
+
+    class RowScorer:
+        @gigapatch.hookimpl
+        def gigapatch_score_patches(self, image, coords, context):
+            return {"row": coords[:, 1].astype(np.float32)}
+
+    plugin = RowScorer()
+    pm.register(plugin, name="row-scorer")
+    try:
+        truth = two_blobs_with_hole()
+        ps = tile_image(ArrayImage(he_like(truth)), config)
+    finally:
+        pm.unregister(plugin)
+    np.testing.assert_array_equal(ps.scores["row"], ps.coords[:, 1])
