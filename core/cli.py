@@ -33,9 +33,15 @@ def _console(stderr: bool = True):
 
 
 def _setup_logging(quiet: bool) -> None:
-    from rich.logging import RichHandler
+    """Warnings always reach stderr; rich formats them on a terminal (plain text otherwise, which
+    also keeps ``--quiet`` runs from importing rich at all)."""
+    if quiet or not sys.stderr.isatty():
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    else:
+        from rich.logging import RichHandler
 
-    handler = RichHandler(console=_console(), show_time=False, show_path=False, markup=False)
+        handler = RichHandler(console=_console(), show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("gigapatch").setLevel(logging.WARNING)
 
@@ -95,20 +101,19 @@ def tile(
     per_image = _read_manifest(manifest) if manifest else None
     images = find_images(paths)
     out.mkdir(parents=True, exist_ok=True)
-    console = _console()
     progress_on = _show_progress(quiet)
 
     def report(res) -> None:
         if res.status == "error":
-            console.print(f"[red]error[/red] {res.message}", highlight=False)
+            print(f"error: {res.message}", file=sys.stderr)
         elif res.status == "empty":
-            console.print(f"[yellow]warning[/yellow] {res.path}: {res.message}", highlight=False)
+            print(f"warning: {res.path}: {res.message}", file=sys.stderr)
 
     if progress_on:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=False) as prog:
+                      TimeElapsedColumn(), console=_console(), transient=False) as prog:
             task = prog.add_task("tiling", total=len(images))
 
             def on_done(res) -> None:
@@ -123,10 +128,8 @@ def tile(
     if not quiet:
         empty = [r for r in summary.results if r.status == "empty"]
         note = f", {len(empty)} with almost no foreground" if empty else ""
-        _console(stderr=False).print(
-            f"{n_ok}/{len(summary.results)} images tiled, {n_patches} patches kept{note}; "
-            f"outputs in {out} (summary.csv)", highlight=False,
-        )
+        print(f"{n_ok}/{len(summary.results)} images tiled, {n_patches} patches kept{note}; "
+              f"outputs in {out} (summary.csv)")
     if summary.n_errors:
         raise typer.Exit(2 if summary.n_errors == len(summary.results) else 1)
 
@@ -224,7 +227,7 @@ def demo(
     paths = run_demo(out, size=size, seed=seed)
     console = _console(stderr=False)
     console.print(f"demo slide: {paths['slide']}", highlight=False)
-    for key in ("h5", "table", "overlay", "patches", "config"):
+    for key in ("h5", "table", "overlay", "geojson", "patches", "config"):
         if key in paths:
             console.print(f"{key:>8}: {paths[key]}", highlight=False)
     console.print(f"{paths['n_patches']} patches kept", highlight=False)
@@ -246,9 +249,11 @@ def main(argv: list[str] | None = None) -> None:
     from .errors import GigapatchError
 
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except GigapatchError as e:
-        _console().print(f"[red]error:[/red] {e}", highlight=False)
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -265,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(1)
         if os.environ.get("GIGAPATCH_DEBUG"):
             raise
-        _console().print(f"[red]error:[/red] {type(e).__name__}: {e}", highlight=False)
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
 
 
