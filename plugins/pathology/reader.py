@@ -1,9 +1,137 @@
-"""OpenSlide reader (placeholder until implemented)."""
+"""OpenSlide reader for the slide formats the core tifffile reader leaves alone.
+
+The core's :class:`gigapatch.TiffImage` is the fast path for Aperio SVS and generic / OME tiled
+TIFF, so the hook declines those (returns None) whenever the core can decode them; it opens
+everything else OpenSlide recognises (Hamamatsu NDPI/VMS, MIRAX, Leica SCN, Philips TIFF,
+Ventana BIF, DICOM, Sakura, Zeiss...). ``READERS`` lets ``open_image(path, reader="openslide")``
+force OpenSlide for any file, TIFF included, without the core importing this plugin.
+"""
+
 from __future__ import annotations
 
-from gigapatch import hookimpl
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gigapatch import Image, ImageError, TiffImage, hookimpl
+
+#: OpenSlide vendors whose files the core tifffile reader handles itself (when it can decode them)
+CORE_VENDORS = frozenset({"aperio", "generic-tiff"})
+
+
+class OpenSlideImage(Image):
+    """A whole-slide image read through OpenSlide (thread-safe).
+
+    ``read_region`` returns (h, w, 3) uint8 RGB; OpenSlide's transparent pixels (outside the
+    slide or between scanned areas) are composited onto white.
+    """
+
+    reader_name = "openslide"
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        try:
+            import openslide
+        except ImportError as e:  # pragma: no cover - the extra is installed with the plugin
+            raise ImageError(self.path, "openslide-python is not installed "
+                             "(pip install 'gigapatch[pathology]')") from e
+        try:
+            self._osr = openslide.OpenSlide(str(self.path))
+        except (openslide.OpenSlideError, OSError, ValueError) as e:
+            raise ImageError(self.path, f"OpenSlide cannot read it ({_first_line(e)})") from e
+        props = dict(self._osr.properties)
+        mx = _positive(props.get("openslide.mpp-x"))
+        my = _positive(props.get("openslide.mpp-y"))
+        self._mpp = (mx + (my or mx)) / 2 if mx else None
+        self._magnification = _positive(props.get("openslide.objective-power"))
+        self._vendor = props.get("openslide.vendor")
+        props["mpp_sources"] = {"openslide": self._mpp} if self._mpp else {}
+        self._properties = props
+
+    @property
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        return tuple(self._osr.level_dimensions)
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        return tuple(self._osr.level_downsamples)
+
+    @property
+    def mpp(self) -> float | None:
+        return self._mpp
+
+    @property
+    def magnification(self) -> float | None:
+        return self._magnification
+
+    @property
+    def vendor(self) -> str | None:
+        return self._vendor
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return dict(self._properties)
+
+    def read_region(
+        self, location: tuple[int, int], level: int, size: tuple[int, int]
+    ) -> np.ndarray:
+        import openslide
+
+        try:
+            rgba = np.asarray(self._osr.read_region(
+                (int(location[0]), int(location[1])), int(level), (int(size[0]), int(size[1]))))
+        except openslide.OpenSlideError as e:
+            raise ImageError(self.path, f"OpenSlide read failed ({_first_line(e)})") from e
+        alpha = rgba[..., 3]
+        if alpha.min() == 255:
+            return np.ascontiguousarray(rgba[..., :3])
+        a = alpha.astype(np.uint16)[..., None]
+        rgb = (rgba[..., :3].astype(np.uint16) * a + 255 * (255 - a) + 127) // 255
+        return rgb.astype(np.uint8)
+
+    def close(self) -> None:
+        osr = getattr(self, "_osr", None)
+        if osr is not None:
+            osr.close()
+            self._osr = None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f > 0 else None
+
+
+def open_openslide(path: str | Path) -> OpenSlideImage:
+    """Open ``path`` with OpenSlide, whatever its format (the ``reader="openslide"`` opener)."""
+    return OpenSlideImage(path)
+
+
+#: reader name -> opener, collected by ``gigapatch.readers.available_readers``
+READERS = {"openslide": open_openslide}
 
 
 @hookimpl
-def gigapatch_open_image(path, domain):
-    return None
+def gigapatch_open_image(path: Path, domain: str | None) -> Image | None:
+    """OpenSlide for the slide formats the core does not read; None for the rest."""
+    try:
+        import openslide
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        vendor = openslide.OpenSlide.detect_format(str(path))
+    except (openslide.OpenSlideError, OSError, ValueError):
+        return None
+    if vendor is None:
+        return None
+    if vendor in CORE_VENDORS and TiffImage.supports(path):
+        return None  # the core's tifffile reader (trylast) takes it: the fast path
+    return OpenSlideImage(path)
