@@ -1,0 +1,648 @@
+"""TiffImage: tiled / pyramidal TIFF read tile by tile on demand through tifffile + imagecodecs.
+
+Aperio SVS, OME-TIFF with SubIFD pyramids, generic pyramids, BigTIFF; JPEG, JPEG 2000, LZW, deflate,
+uncompressed. Level 0 is never read whole: tiles are read with ``os.pread`` and decoded into a
+thread-safe, byte-bounded LRU cache. Pixels are bit-identical to OpenSlide's for Aperio JPEG /
+JPEG 2000 tiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import GigapatchError, ImageError
+from .image import Image
+
+#: default byte budget of a TiffImage's decoded-tile cache
+DEFAULT_CACHE_BYTES = 64 << 20
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_JPEG_COMPRESSIONS = (6, 7)
+_ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"  # APP14, transform 0 = RGB
+_VALID_PHOTOMETRIC = {0: "miniswhite", 1: "minisblack", 2: "rgb", 3: "palette", 6: "ycbcr"}
+_region_pool: ThreadPoolExecutor | None = None
+_region_pool_lock = threading.Lock()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------- tile cache
+class TileCache:
+    """A thread-safe LRU of decoded tiles, bounded in bytes.
+
+    Concurrent misses on the same key decode once: the other callers wait for the first.
+    ``decoded`` counts loads (tile decodes), ``hits`` counts cache hits.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self._data: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._inflight: dict[Any, threading.Event] = {}
+        self.hits = 0
+        self.decoded = 0
+
+    def get(self, key: Any, load: Callable[[], np.ndarray], store: bool = True) -> np.ndarray:
+        """The cached value of ``key``, calling ``load()`` on a miss (stored unless ``store`` is False)."""
+        while True:
+            with self._lock:
+                value = self._data.get(key)
+                if value is not None:
+                    self._data.move_to_end(key)
+                    self.hits += 1
+                    return value
+                event = self._inflight.get(key)
+                owner = event is None
+                if owner:
+                    event = self._inflight[key] = threading.Event()
+            if not owner:
+                event.wait()
+                continue
+            try:
+                value = load()
+                with self._lock:
+                    self.decoded += 1
+                    if store and value.nbytes <= self.max_bytes:
+                        self._data[key] = value
+                        self._bytes += value.nbytes
+                        self._evict()
+                return value
+            finally:
+                with self._lock:
+                    self._inflight.pop(key, None)
+                event.set()
+
+    def _evict(self) -> None:
+        while self._bytes > self.max_bytes and self._data:
+            _, old = self._data.popitem(last=False)
+            self._bytes -= old.nbytes
+
+    def resize(self, max_bytes: int) -> None:
+        with self._lock:
+            self.max_bytes = int(max_bytes)
+            self._evict()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
+
+    def info(self) -> dict[str, int]:
+        with self._lock:
+            return {"hits": self.hits, "decoded": self.decoded, "tiles": len(self._data),
+                    "bytes": self._bytes, "max_bytes": self.max_bytes}
+
+
+# ---------------------------------------------------------------------------- pixel conversion
+def _ycbcr_luts() -> tuple[np.ndarray, ...]:
+    i = np.arange(256, dtype=np.float64) - 128
+    r_cr = np.round(1.402 * i).astype(np.int32)
+    g_cb = np.round(65536 * (0.5 - 0.34414 * i)).astype(np.int32)
+    g_cr = np.round(65536 * (-0.71414 * i)).astype(np.int32)
+    b_cb = np.round(1.772 * i).astype(np.int32)
+    return r_cr, g_cb, g_cr, b_cb
+
+
+_YCC = _ycbcr_luts()
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """Full-range (JFIF) YCbCr (h, w, 3) uint8 to RGB, rounded as OpenSlide does for Aperio 33003."""
+    r_cr, g_cb, g_cr, b_cb = _YCC
+    y = ycc[..., 0].astype(np.int32)
+    cb, cr = ycc[..., 1], ycc[..., 2]
+    out = np.empty(ycc.shape[:2] + (3,), np.int32)
+    out[..., 0] = y + r_cr[cr]
+    out[..., 1] = y + ((g_cb[cb] + g_cr[cr]) >> 16)
+    out[..., 2] = y + b_cb[cb]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def composite_on_white(rgb: np.ndarray, alpha: np.ndarray, premultiplied: bool = False) -> np.ndarray:
+    """Composite (h, w, 3) uint8 colour with (h, w) uint8 alpha onto white; (h, w, 3) uint8."""
+    a = alpha.astype(np.uint16)[..., None]
+    if premultiplied:
+        return np.minimum(rgb.astype(np.uint16) + (255 - a), 255).astype(np.uint8)
+    return ((rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def to_rgb(
+    arr: np.ndarray,
+    photometric: int,
+    extrasamples: tuple[int, ...] = (),
+    colormap: np.ndarray | None = None,
+    ycbcr: bool = False,
+) -> np.ndarray:
+    """Decoded TIFF samples (h, w, s) uint8 to (h, w, 3) uint8 RGB.
+
+    Grey (min-is-black / min-is-white), palette, RGB(A) and grey+alpha are handled; associated
+    (1) or unassociated (2) alpha is composited onto white; other extra samples are dropped.
+    ``ycbcr`` converts full-range YCbCr samples (Aperio JPEG 2000 33003) to RGB.
+    """
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    s = arr.shape[2]
+    n_colour = 3 if s >= 3 and photometric != 3 else 1
+    alpha_at = s - len(extrasamples)
+    alpha_kind = extrasamples[0] if extrasamples and n_colour <= alpha_at < s else 0
+    if photometric == 3 and colormap is not None:
+        lut = (np.asarray(colormap, np.uint16) >> 8).astype(np.uint8).T  # (2**bps, 3)
+        rgb = lut[arr[..., 0]]
+    elif n_colour == 1:
+        grey = arr[..., 0]
+        if photometric == 0:
+            grey = 255 - grey
+        rgb = np.repeat(grey[..., None], 3, axis=2)
+    else:
+        rgb = np.ascontiguousarray(arr[..., :3])
+        if ycbcr:
+            rgb = ycbcr_to_rgb(rgb)
+    if alpha_kind in (1, 2):
+        rgb = composite_on_white(rgb, arr[..., alpha_at], premultiplied=alpha_kind == 1)
+    return rgb
+
+
+def standalone_jpeg(data: bytes, tables: bytes | None, rgb: bool) -> bytes:
+    """A TIFF JPEG segment as a self-contained .jpg: tables merged in, and an Adobe APP14 marker
+    (transform 0) inserted for RGB-coded streams (Aperio) so that decoders do not assume YCbCr."""
+    if tables and len(tables) > 4:
+        head = tables[:-2] if tables.endswith(b"\xff\xd9") else tables
+        data = head + data[2:]
+    if rgb and b"\xff\xee" not in data[:512] and b"JFIF" not in data[:32]:
+        data = data[:2] + _ADOBE_RGB + data[2:]
+    return data
+
+
+# ---------------------------------------------------------------------------- TIFF structure
+@dataclass
+class _Level:
+    width: int
+    height: int
+    tw: int
+    th: int
+    ntx: int
+    nty: int
+    offsets: np.ndarray
+    counts: np.ndarray
+    decode: Callable[..., Any]
+    jpegtables: bytes | None
+    compression: int
+    photometric: int
+    samples: int
+    separate: bool
+    extrasamples: tuple[int, ...]
+    colormap: np.ndarray | None
+    tiled: bool
+    jfif: bool
+
+    @property
+    def nseg(self) -> int:
+        return self.ntx * self.nty
+
+
+def _page_problem(page: Any) -> str | None:
+    """Why TiffImage cannot decode ``page``, or None."""
+    import tifffile
+
+    if page.imagedepth > 1 or page.tiledepth > 1:
+        return "3-D (volumetric) TIFF pages are not supported"
+    if page.bitspersample != 8 or page.sampleformat != 1:
+        return (f"{page.bitspersample}-bit samples (format {int(page.sampleformat)}); the core "
+                "readers take 8-bit images (a domain plugin may read others)")
+    comp = int(page.compression)
+    if comp != 1 and comp not in tifffile.TIFF.DECOMPRESSORS:
+        return f"TIFF compression {comp} has no decoder (imagecodecs)"
+    ph = int(page.photometric)
+    if ph not in _VALID_PHOTOMETRIC:
+        return f"photometric interpretation {ph} ({page.photometric.name}) is not supported"
+    if ph == 6 and comp not in _JPEG_COMPRESSIONS:
+        return "YCbCr samples outside JPEG are not supported"
+    return None
+
+
+def _pyramid_pages(tf: Any) -> tuple[list[Any], str | None]:
+    """The level pages of a TIFF's main image (largest first) and a reason it cannot be read."""
+    if not tf.series:
+        return [], "holds no image"
+    series = tf.series[0]
+    if len(series) != 1:
+        return [], (f"series 0 has {len(series)} image planes (axes {series.axes}); the core reader "
+                    "takes one RGB or grey plane")
+    pages = [lvl.keyframe for lvl in series.levels]
+    if len(pages) == 1 and not (tf.is_svs or tf.is_ome) and pages[0].is_tiled:
+        # older generic pyramids: successive tiled pages, each smaller, without 'reduced' flags
+        for page in tf.pages[1:]:
+            prev = pages[-1]
+            if (getattr(page, "is_tiled", False) and page.imagewidth < prev.imagewidth
+                    and page.imagelength < prev.imagelength
+                    and page.samplesperpixel == prev.samplesperpixel):
+                pages.append(page)
+    pages.sort(key=lambda p: -p.imagewidth)
+    for page in pages:
+        problem = _page_problem(page)
+        if problem:
+            return pages, problem
+    return pages, None
+
+
+def _make_level(page: Any) -> _Level:
+    w, h = int(page.imagewidth), int(page.imagelength)
+    if page.is_tiled:
+        tw, th = int(page.tilewidth), int(page.tilelength)
+    else:
+        tw, th = w, min(h, int(page.rowsperstrip or h))
+    ntx, nty = -(-w // tw), -(-h // th)
+    samples = int(page.samplesperpixel)
+    separate = int(page.planarconfig) == 2 and samples > 1
+    cmap = page.colormap if int(page.photometric) == 3 else None
+    return _Level(
+        width=w, height=h, tw=tw, th=th, ntx=ntx, nty=nty,
+        offsets=np.asarray(page.dataoffsets, np.int64),
+        counts=np.asarray(page.databytecounts, np.int64),
+        decode=page.decode, jpegtables=page.jpegtables,
+        compression=int(page.compression), photometric=int(page.photometric), samples=samples,
+        separate=separate, extrasamples=tuple(int(e) for e in (page.extrasamples or ())),
+        colormap=None if cmap is None else np.asarray(cmap), tiled=bool(page.is_tiled),
+        jfif=bool(page.is_jfif),
+    )
+
+
+def _svs_metadata(description: str) -> dict[str, str]:
+    items = description.split("|")
+    out = {"Header": items[0].strip()}
+    for item in items[1:]:
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _float(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) and f > 0 else None
+
+
+def _resolution_mpp(page: Any) -> tuple[float, float] | None:
+    """mpp (x, y) from X/YResolution + ResolutionUnit; None when absent, unitless or 72/96 dpi."""
+    if 282 not in page.tags or 283 not in page.tags:
+        return None
+    unit = int(page.resolutionunit)
+    xres, yres = page.resolution
+    if unit == 2 and (round(xres) in (72, 96) or xres <= 1):
+        return None
+    per_unit = {2: 25400.0, 3: 1e4, 4: 1e3, 5: 1.0}.get(unit)
+    if per_unit is None or not xres or not yres:
+        return None
+    return per_unit / xres, per_unit / yres
+
+
+_OME_UNITS = {"µm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6,
+              "Å": 1e-4, "pm": 1e-6}
+
+
+def _ome_metadata(xml: str) -> tuple[tuple[float, float] | None, float | None]:
+    """(mpp x, y) from the first Image's Pixels PhysicalSizeX/Y and its objective's magnification."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None, None
+    mpp = None
+    pixels = root.find("{*}Image/{*}Pixels")
+    if pixels is not None:
+        sx, sy = _float(pixels.get("PhysicalSizeX")), _float(pixels.get("PhysicalSizeY"))
+        if sx is not None:
+            fx = _OME_UNITS.get(pixels.get("PhysicalSizeXUnit", "µm"), 1.0)
+            fy = _OME_UNITS.get(pixels.get("PhysicalSizeYUnit", "µm"), 1.0)
+            mpp = (sx * fx, (sy if sy is not None else sx) * fy)
+    objective = root.find("{*}Instrument/{*}Objective")
+    mag = _float(objective.get("NominalMagnification")) if objective is not None else None
+    return mpp, mag
+
+
+def _ifd_chain_problem(path: Path, size: int) -> str | None:
+    """Walk the top-level IFD chain; say where it leaves the file (a truncated download)."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+        bo = "<" if head[:2] == b"II" else ">"
+        if head[2:4] in (b"+\x00", b"\x00+"):
+            off, cfmt, entry, nfmt = struct.unpack(bo + "Q", head[8:16])[0], "Q", 20, "Q"
+        else:
+            off, cfmt, entry, nfmt = struct.unpack(bo + "I", head[4:8])[0], "H", 12, "I"
+        csize, nsize = struct.calcsize(cfmt), struct.calcsize(nfmt)
+        seen: set[int] = set()
+        while off and off not in seen and len(seen) < 1_000_000:
+            seen.add(off)
+            if off + csize > size:
+                return f"IFD {len(seen) - 1} at byte {off} lies beyond the end"
+            f.seek(off)
+            count = struct.unpack(bo + cfmt, f.read(csize))[0]
+            at = off + csize + count * entry
+            if at + nsize > size:
+                return f"IFD {len(seen) - 1} at byte {off} runs past the end"
+            f.seek(at)
+            off = struct.unpack(bo + nfmt, f.read(nsize))[0]
+    return None
+
+
+# ---------------------------------------------------------------------------- TiffImage
+class TiffImage(Image):
+    """A tiled or pyramidal TIFF read tile by tile through tifffile (thread-safe).
+
+    Parameters
+    ----------
+    path : the TIFF file (SVS, OME-TIFF, generic pyramid, BigTIFF...).
+    cache_bytes : byte budget of the decoded-tile LRU cache (see :meth:`reserve_cache`).
+
+    Raises
+    ------
+    ImageError : not a TIFF, truncated, or samples / compression the reader does not decode.
+    """
+
+    reader_name = "tifffile"
+
+    def __init__(self, path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        super().__init__(path)
+        import tifffile
+
+        self._fd: int | None = None
+        try:
+            with tifffile.TiffFile(self.path) as tf:
+                pages, problem = _pyramid_pages(tf)
+                if problem:
+                    raise ImageError(self.path, problem)
+                self._levels = [_make_level(p) for p in pages]
+                self._read_metadata(tf, pages[0])
+        except GigapatchError:
+            raise
+        except Exception as e:
+            raise ImageError(self.path, f"not a readable TIFF ({_short(e)})") from e
+        size = self.path.stat().st_size
+        problem = _ifd_chain_problem(self.path, size)
+        end = max(int((lv.offsets + lv.counts).max(initial=0)) for lv in self._levels)
+        if problem is None and end > size:
+            problem = f"its tiles run to byte {end}"
+        if problem:
+            raise ImageError(self.path, f"truncated or corrupt file ({size} bytes): {problem}")
+        w0, h0 = self._levels[0].width, self._levels[0].height
+        self._downsamples = tuple((w0 / lv.width + h0 / lv.height) / 2 for lv in self._levels)
+        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self._io_lock = threading.Lock()
+        self.cache = TileCache(cache_bytes)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (path, cache size): a copy in another process reopens the file."""
+        return (type(self), (self.path, self.cache.max_bytes))
+
+    @staticmethod
+    def supports(path: str | Path) -> bool:
+        """True when ``path`` is a TIFF whose main image this reader decodes (cheap: parses IFDs)."""
+        import tifffile
+
+        try:
+            with open(path, "rb") as f:
+                if f.read(4) not in _TIFF_MAGIC:
+                    return False
+            with tifffile.TiffFile(path) as tf:
+                pages, problem = _pyramid_pages(tf)
+        except (OSError, ValueError, KeyError, IndexError, struct.error):
+            return False
+        return bool(pages) and problem is None
+
+    def _read_metadata(self, tf: Any, page0: Any) -> None:
+        props: dict[str, Any] = {}
+        sources: dict[str, float] = {}
+        mag = None
+        mpp_xy = None
+        description = page0.description or ""
+        if tf.is_svs:
+            self._vendor = "aperio"
+            svs = _svs_metadata(description)
+            props["aperio"] = svs
+            if (m := _float(svs.get("MPP"))) is not None:
+                sources["svs"] = m
+                mpp_xy = (m, m)
+            mag = _float(svs.get("AppMag"))
+        elif tf.is_ome:
+            self._vendor = "ome"
+            ome_mpp, mag = _ome_metadata(tf.ome_metadata or "")
+            if ome_mpp is not None:
+                sources["ome"] = (ome_mpp[0] + ome_mpp[1]) / 2
+                mpp_xy = ome_mpp
+        else:
+            self._vendor = "generic-tiff"
+        res = _resolution_mpp(page0)
+        if res is not None:
+            sources["tiff_resolution"] = (res[0] + res[1]) / 2
+            mpp_xy = mpp_xy or res
+        self._mpp = (mpp_xy[0] + mpp_xy[1]) / 2 if mpp_xy else None
+        self._magnification = mag
+        lv0 = self._levels[0]
+        props.update({
+            "vendor": self._vendor,
+            "mpp_sources": sources,
+            "mpp_x": mpp_xy[0] if mpp_xy else None,
+            "mpp_y": mpp_xy[1] if mpp_xy else None,
+            "magnification": mag,
+            "compression": lv0.compression,
+            "photometric": _VALID_PHOTOMETRIC.get(lv0.photometric),
+            "tile_size": (lv0.tw, lv0.th) if lv0.tiled else None,
+            "bigtiff": bool(tf.is_bigtiff),
+            "description": description[:2000],
+        })
+        self._properties = props
+
+    # -------------------------------------------------------------- Image protocol
+    @property
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        return tuple((lv.width, lv.height) for lv in self._levels)
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        return self._downsamples
+
+    @property
+    def mpp(self) -> float | None:
+        return self._mpp
+
+    @property
+    def magnification(self) -> float | None:
+        return self._magnification
+
+    @property
+    def vendor(self) -> str | None:
+        return self._vendor
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return dict(self._properties)
+
+    def tile_shape(self, level: int) -> tuple[int, int]:
+        """(tile height, tile width) of ``level`` (a strip is a tile as wide as the image)."""
+        lv = self._level(level)
+        return lv.th, lv.tw
+
+    def tile_grid(self, level: int) -> tuple[int, int]:
+        """(tiles across, tiles down) of ``level``."""
+        lv = self._level(level)
+        return lv.ntx, lv.nty
+
+    def tile_is_jpeg(self, level: int) -> bool:
+        """True when ``level``'s tiles are 3-channel JPEG streams that :meth:`raw_tile` returns
+        as standalone .jpg files."""
+        lv = self._level(level)
+        return (lv.compression == 7 and lv.tiled and not lv.separate and lv.samples == 3
+                and lv.photometric in (2, 6))
+
+    def _level(self, level: int) -> _Level:
+        if not 0 <= level < len(self._levels):
+            raise ValueError(f"level {level} out of range (image has {len(self._levels)} levels)")
+        return self._levels[level]
+
+    def _read_bytes(self, offset: int, count: int) -> bytes:
+        if self._fd is None:
+            raise ImageError(self.path, "image is closed")
+        if hasattr(os, "pread"):
+            data = os.pread(self._fd, count, offset)
+        else:  # pragma: no cover - Windows
+            with self._io_lock:
+                os.lseek(self._fd, offset, os.SEEK_SET)
+                data = os.read(self._fd, count)
+        if len(data) != count:
+            raise ImageError(self.path, f"truncated file: short read at byte {offset}")
+        return data
+
+    def _segment(self, lv: _Level, index: int) -> bytes | None:
+        count = int(lv.counts[index])
+        if count == 0 or int(lv.offsets[index]) == 0:
+            return None
+        return self._read_bytes(int(lv.offsets[index]), count)
+
+    def raw_tile(self, level: int, tx: int, ty: int) -> bytes | None:
+        """The compressed bytes of tile (tx, ty), or None for a sparse (empty) tile.
+
+        For JPEG tiles (:meth:`tile_is_jpeg`) the bytes are a standalone .jpg (tables merged);
+        other codecs return the raw TIFF segment.
+        """
+        lv = self._level(level)
+        self._check_tile(lv, level, tx, ty)
+        data = self._segment(lv, ty * lv.ntx + tx)
+        if data is not None and lv.compression == 7:
+            data = standalone_jpeg(data, lv.jpegtables, rgb=lv.photometric == 2 and not lv.jfif)
+        return data
+
+    def _check_tile(self, lv: _Level, level: int, tx: int, ty: int) -> None:
+        if not (0 <= tx < lv.ntx and 0 <= ty < lv.nty):
+            raise ValueError(f"tile ({tx}, {ty}) outside level {level}'s {lv.ntx} x {lv.nty} grid")
+
+    def _decode_tile(self, level: int, tx: int, ty: int) -> np.ndarray:
+        lv = self._levels[level]
+        index = ty * lv.ntx + tx
+        indices = [index + s * lv.nseg for s in range(lv.samples)] if lv.separate else [index]
+        planes = []
+        for i in indices:
+            data = self._segment(lv, i)
+            if data is None:
+                planes = None
+                break
+            try:
+                arr = lv.decode(data, i, jpegtables=lv.jpegtables)[0]
+            except Exception as e:
+                raise ImageError(self.path, f"cannot decode tile ({tx}, {ty}) of level {level} "
+                                 f"({_short(e)}); is the file truncated or corrupt?") from e
+            planes.append(arr[0])
+        if planes is None:
+            tile = np.full((lv.th, lv.tw, 3), 255, np.uint8)
+        else:
+            arr = planes[0] if len(planes) == 1 else np.concatenate(planes, axis=2)
+            tile = to_rgb(arr, lv.photometric, lv.extrasamples, lv.colormap,
+                          ycbcr=lv.compression == 33003)
+            if tile.shape[:2] != (lv.th, lv.tw):
+                full = np.full((lv.th, lv.tw, 3), 255, np.uint8)
+                h, w = min(lv.th, tile.shape[0]), min(lv.tw, tile.shape[1])
+                full[:h, :w] = tile[:h, :w]
+                tile = full
+        tile.flags.writeable = False
+        return tile
+
+    def read_tile(self, level: int, tx: int, ty: int, store: bool = True) -> np.ndarray:
+        """Decoded tile (tx, ty) of ``level`` as a read-only (th, tw, 3) uint8 RGB array, through
+        the cache. Edge tiles keep their stored padding; sparse tiles are white."""
+        lv = self._level(level)
+        self._check_tile(lv, level, tx, ty)
+        return self.cache.get((level, tx, ty), lambda: self._decode_tile(level, tx, ty), store)
+
+    def reserve_cache(self, nbytes: int) -> None:
+        """Grow the tile cache to at least ``nbytes`` (never shrinks it)."""
+        if nbytes > self.cache.max_bytes:
+            self.cache.resize(nbytes)
+
+    def read_region(
+        self, location: tuple[int, int], level: int, size: tuple[int, int]
+    ) -> np.ndarray:
+        lv = self._level(level)
+        w, h = int(size[0]), int(size[1])
+        if w <= 0 or h <= 0:
+            raise ValueError(f"region size must be positive, got {size}")
+        ds = self.level_downsamples[level]
+        x, y = math.floor(location[0] / ds), math.floor(location[1] / ds)
+        out = np.full((h, w, 3), 255, np.uint8)
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, lv.width), min(y + h, lv.height)
+        if x1 <= x0 or y1 <= y0:
+            return out
+        keys = [(tx, ty) for ty in range(y0 // lv.th, (y1 - 1) // lv.th + 1)
+                for tx in range(x0 // lv.tw, (x1 - 1) // lv.tw + 1)]
+        tile_bytes = lv.th * lv.tw * 3
+        store = len(keys) * tile_bytes <= self.cache.max_bytes // 2
+        if len(keys) > 8:
+            tiles: Iterable[np.ndarray] = _pool().map(
+                lambda k: self.read_tile(level, k[0], k[1], store), keys)
+        else:
+            tiles = (self.read_tile(level, tx, ty, store) for tx, ty in keys)
+        for (tx, ty), tile in zip(keys, tiles):
+            gx, gy = tx * lv.tw, ty * lv.th
+            sx0, sy0 = max(x0, gx), max(y0, gy)
+            sx1, sy1 = min(x1, gx + lv.tw), min(y1, gy + lv.th)
+            out[sy0 - y : sy1 - y, sx0 - x : sx1 - x] = tile[sy0 - gy : sy1 - gy, sx0 - gx : sx1 - gx]
+        return out
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+            self.cache.clear()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            self.close()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _region_pool
+    with _region_pool_lock:
+        if _region_pool is None:
+            _region_pool = ThreadPoolExecutor(min(4, os.cpu_count() or 1), "gigapatch-region")
+        return _region_pool
+
+
+# ---------------------------------------------------------------------------- PlainImage
