@@ -1,3 +1,36 @@
-"""gigapatch_metal_surface: placeholder plugin package; its hooks arrive with its own issue."""
+"""gigapatch_metal_surface: grayscale metal surface scans (steel strip, castings).
+
+A worked example of a third-party plugin: it imports only ``gigapatch``'s public API and is found
+through the ``gigapatch`` entry-point group. It provides
+
+* the ``metal_surface`` domain and its defaults (``metal_surface.yaml``);
+* :func:`metal_mask`: metal vs a dark (or bright) scanner background by Otsu on blurred grey,
+  or all metal when the grey levels do not split;
+* per-patch ``defect`` (and ``local_contrast``) scores from full-resolution patches;
+* Pascal-VOC boxes: :func:`read_voc_boxes`, :func:`box_labels`, :func:`box_overlap`.
+
+No images ship with the package: the NEU-DET test images have no open licence.
+"""
+
+from __future__ import annotations
+
+from .defects import defect_scores, gigapatch_score_patches, local_contrast, relative_defect  # noqa: F401
+from .domain import gigapatch_domains  # noqa: F401
+from .mask import gigapatch_foreground_mask, metal_mask, otsu_split, to_grey  # noqa: F401
+from .settings import MetalSettings
+from .voc import box_labels, box_overlap, read_voc_boxes
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "MetalSettings",
+    "box_labels",
+    "box_overlap",
+    "defect_scores",
+    "local_contrast",
+    "metal_mask",
+    "otsu_split",
+    "read_voc_boxes",
+    "relative_defect",
+    "to_grey",
+]

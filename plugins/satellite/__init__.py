@@ -1,3 +1,44 @@
-"""gigapatch_satellite: placeholder plugin package; its hooks arrive with its own issue."""
+"""gigapatch_satellite: GeoTIFF / COG scenes through rasterio.
+
+A worked example of a third-party plugin: it imports only ``gigapatch``'s public API and is found
+through the ``gigapatch`` entry-point group. It provides
+
+* the ``satellite`` domain and its defaults (``satellite.yaml``);
+* :class:`RasterioImage`, taken by ``gigapatch_open_image`` only when ``domain == "satellite"``
+  (``open_image(path, reader="rasterio")`` forces it);
+* masks: valid data as foreground; ``cloud`` and ``water`` exclusions; a per-patch ``nodata``
+  score;
+* georeferencing: :func:`patch_bounds`, :func:`patch_polygons`, :func:`to_geojson`,
+  :func:`write_geojson`.
+"""
+
+from __future__ import annotations
+
+from .domain import gigapatch_domains  # noqa: F401
+from .geo import patch_bounds, patch_corners, patch_polygons, to_geojson, write_geojson
+from .masks import (
+    SatelliteSettings,
+    cloud_mask,
+    gigapatch_exclusion_masks,  # noqa: F401
+    gigapatch_foreground_mask,  # noqa: F401
+    gigapatch_score_patches,  # noqa: F401
+    valid_mask,
+    water_mask,
+)
+from .reader import READERS, RasterioImage, gigapatch_open_image, lowres_extras  # noqa: F401
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "RasterioImage",
+    "SatelliteSettings",
+    "cloud_mask",
+    "lowres_extras",
+    "patch_bounds",
+    "patch_corners",
+    "patch_polygons",
+    "to_geojson",
+    "valid_mask",
+    "water_mask",
+    "write_geojson",
+]
