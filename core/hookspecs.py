@@ -62,23 +62,38 @@ def gigapatch_open_image(path: Path, domain: str | None) -> Image | None:
     """
 
 
+@hookspec
+def gigapatch_readers() -> dict[str, Any] | None:
+    """Name the readers this plugin provides, so ``open_image(path, reader=NAME)`` can force one.
+
+    Called when a reader is asked for by name (``gigapatch info/tile --reader``, tests). Return a
+    dict mapping a reader name (e.g. ``"openslide"``) to a callable ``opener(path) -> Image``, or
+    None. The core's own ``"tifffile"`` and ``"plain"`` readers are always there.
+    """
+
+
 @hookspec(firstresult=True)
-def gigapatch_foreground_mask(rgb: np.ndarray, domain: str | None, config: Config) -> np.ndarray | None:
+def gigapatch_foreground_mask(
+    rgb: np.ndarray, domain: str | None, config: Config, image: Image
+) -> np.ndarray | None:
     """Compute the foreground mask of a low-resolution RGB view of an image.
 
-    Called once per image with ``rgb`` of shape (h, w, 3) uint8 (the mask level). Return a bool
-    array of shape (h, w), True where there is foreground (tissue, metal, land). Return None when
-    this plugin does not handle ``domain``; the built-in default then applies.
+    Called once per image with ``rgb`` of shape (h, w, 3) uint8 (the mask level) and the open
+    ``image`` it came from (for readers that know more than RGB: nodata, extra bands). Return a
+    bool array of shape (h, w), True where there is foreground (tissue, metal, land). Return None
+    when this plugin does not handle ``domain``; the built-in default then applies. An
+    implementation may omit arguments it does not use (pluggy passes only those it names).
     """
 
 
 @hookspec
 def gigapatch_exclusion_masks(
-    rgb: np.ndarray, domain: str | None, config: Config
+    rgb: np.ndarray, domain: str | None, config: Config, image: Image
 ) -> dict[str, np.ndarray] | None:
     """Name the artefacts that must not count as foreground (pen ink, clouds, nodata...).
 
-    Called once per image, after the foreground mask, with the same ``rgb`` (h, w, 3) uint8. Return
+    Called once per image, after the foreground mask, with the same ``rgb`` (h, w, 3) uint8 and
+    ``image``. Return
     a dict mapping a score name (e.g. ``"pen"``) to a bool (h, w) mask. Every plugin's dicts are
     merged; each mask is removed from the foreground and its per-patch fraction becomes a score
     column of that name. Return None when there is nothing to add.

@@ -64,10 +64,12 @@ def compute_mask(
 
         mask = builtin.gigapatch_foreground_mask(rgb=rgb, domain=domain, config=config)
     else:
-        mask = pm.hook.gigapatch_foreground_mask(rgb=rgb, domain=domain, config=config)
+        mask = pm.hook.gigapatch_foreground_mask(rgb=rgb, domain=domain, config=config, image=image)
     mask = np.asarray(mask, dtype=bool)
     exclusions: dict[str, np.ndarray] = {}
-    for result in pm.hook.gigapatch_exclusion_masks(rgb=rgb, domain=domain, config=config):
+    for result in pm.hook.gigapatch_exclusion_masks(
+        rgb=rgb, domain=domain, config=config, image=image
+    ):
         for name, m in (result or {}).items():
             m = np.asarray(m, dtype=bool)
             exclusions[name] = exclusions[name] | m if name in exclusions else m
@@ -379,5 +381,12 @@ def tile_many(
     return summary
 
 
-__all__ = ["tile_image", "tile_many", "compute_mask", "write_outputs", "RunSummary", "ImageResult",
-           "atomic_path"]
+__all__ = [
+    "ImageResult",
+    "RunSummary",
+    "atomic_path",
+    "compute_mask",
+    "tile_image",
+    "tile_many",
+    "write_outputs",
+]

@@ -7,15 +7,13 @@
 Readers by name
 ---------------
 ``open_image(path, reader=NAME)`` forces one reader. The core knows ``"tifffile"`` and
-``"plain"``; a plugin adds readers by defining a module-level ``READERS`` dict (name -> callable
-``opener(path) -> Image``) in the module that holds its ``gigapatch_open_image`` hookimpl (the
-pathology plugin declares ``READERS = {"openslide": open_openslide}``). :func:`available_readers`
-collects them through the plugin manager, so the core never imports a plugin.
+``"plain"``; a plugin adds readers through the ``gigapatch_readers`` hook (the pathology plugin
+returns ``{"openslide": open_openslide}``). :func:`available_readers` collects them through the
+plugin manager, so the core never imports a plugin.
 """
 
 from __future__ import annotations
 
-import inspect
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -182,14 +180,13 @@ def open_builtin(path: Path) -> Image | None:
 
 
 def available_readers() -> dict[str, Callable[[Path], Image]]:
-    """Reader name -> opener: the core's ``tifffile`` and ``plain`` plus every plugin's ``READERS``
-    (a dict in the module of its ``gigapatch_open_image`` hookimpl)."""
+    """Reader name -> opener: the core's ``tifffile`` and ``plain`` plus every plugin's
+    ``gigapatch_readers`` hook result."""
     from .plugins import get_plugin_manager
 
     readers: dict[str, Callable[[Path], Image]] = {"tifffile": TiffImage, "plain": PlainImage}
-    for impl in get_plugin_manager().hook.gigapatch_open_image.get_hookimpls():
-        module = inspect.getmodule(impl.function)
-        for name, opener in (getattr(module, "READERS", None) or {}).items():
+    for result in get_plugin_manager().hook.gigapatch_readers():
+        for name, opener in (result or {}).items():
             readers.setdefault(name, opener)
     return readers
 

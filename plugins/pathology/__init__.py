@@ -4,9 +4,9 @@ public API and is found through the ``gigapatch`` entry-point group."""
 
 from __future__ import annotations
 
-from .domain import gigapatch_domains  # noqa: F401
-from .reader import gigapatch_open_image  # noqa: F401
-from .tissue import gigapatch_foreground_mask  # noqa: F401
 from .artefacts import gigapatch_exclusion_masks, gigapatch_score_patches  # noqa: F401
+from .domain import gigapatch_domains  # noqa: F401
+from .reader import gigapatch_open_image, gigapatch_readers  # noqa: F401
+from .tissue import gigapatch_foreground_mask  # noqa: F401
 
 __version__ = "0.1.0"

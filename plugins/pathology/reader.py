@@ -115,8 +115,14 @@ def open_openslide(path: str | Path) -> OpenSlideImage:
     return OpenSlideImage(path)
 
 
-#: reader name -> opener, collected by ``gigapatch.readers.available_readers``
+#: reader name -> opener, offered through ``gigapatch_readers``
 READERS = {"openslide": open_openslide}
+
+
+@hookimpl
+def gigapatch_readers() -> dict:
+    """Let ``open_image(path, reader="openslide")`` force this reader for any file."""
+    return READERS
 
 
 @hookimpl

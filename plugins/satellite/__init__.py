@@ -25,7 +25,13 @@ from .masks import (
     valid_mask,
     water_mask,
 )
-from .reader import READERS, RasterioImage, gigapatch_open_image, lowres_extras  # noqa: F401
+from .reader import (  # noqa: F401
+    READERS,
+    RasterioImage,
+    gigapatch_open_image,
+    gigapatch_readers,
+    lowres_extras,
+)
 
 __version__ = "0.1.0"
 

@@ -413,8 +413,14 @@ def open_rasterio(path: str | Path) -> RasterioImage:
     return RasterioImage(path)
 
 
-#: reader name -> opener, collected by ``gigapatch.readers.available_readers``
+#: reader name -> opener, offered through ``gigapatch_readers``
 READERS = {"rasterio": open_rasterio}
+
+
+@hookimpl
+def gigapatch_readers() -> dict:
+    """Let ``open_image(path, reader="rasterio")`` force this reader for any file."""
+    return READERS
 
 
 @hookimpl(tryfirst=True)
