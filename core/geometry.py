@@ -147,11 +147,11 @@ def ceil_div(a: int, b: int) -> int:
 
 __all__ = [
     "PatchGeometry",
-    "resolve_geometry",
+    "ceil_div",
     "level0_to_level",
     "level_to_level0",
-    "patches_inside",
     "magnification_to_mpp",
     "mpp_to_magnification",
-    "ceil_div",
+    "patches_inside",
+    "resolve_geometry",
 ]

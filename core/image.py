@@ -138,7 +138,7 @@ class Image(ABC):
         return self.read_level_downsampled(downsample)
 
     # ------------------------------------------------------------------ lifetime
-    def close(self) -> None:  # noqa: B027 - optional override
+    def close(self) -> None:
         """Release file handles. Safe to call twice."""
 
     def __enter__(self) -> Image:

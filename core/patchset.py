@@ -160,30 +160,29 @@ class PatchSet:
         import h5py
 
         path = Path(path)
-        with atomic_path(path) as tmp:
-            with h5py.File(tmp, "w") as f:
-                d = f.create_dataset("coords", data=self.coords, dtype=np.int64)
-                for k, v in self.attrs.items():
-                    if v is None:
-                        v = np.nan  # h5 has no None; NaN marks "unknown"
-                    d.attrs[k] = v
-                g = f.create_group("scores")
-                for k, v in self.scores.items():
-                    g.create_dataset(k, data=np.asarray(v, np.float32))
-                r = f.create_group("rejected")
-                r.create_dataset("coords", data=self.rejected_coords, dtype=np.int64)
-                r.create_dataset(
-                    "reason", data=np.asarray(self.rejected_reason, dtype=object),
-                    dtype=h5py.string_dtype(),
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            d = f.create_dataset("coords", data=self.coords, dtype=np.int64)
+            for k, v in self.attrs.items():
+                if v is None:
+                    v = np.nan  # h5 has no None; NaN marks "unknown"
+                d.attrs[k] = v
+            g = f.create_group("scores")
+            for k, v in self.scores.items():
+                g.create_dataset(k, data=np.asarray(v, np.float32))
+            r = f.create_group("rejected")
+            r.create_dataset("coords", data=self.rejected_coords, dtype=np.int64)
+            r.create_dataset(
+                "reason", data=np.asarray(self.rejected_reason, dtype=object),
+                dtype=h5py.string_dtype(),
+            )
+            rs = r.create_group("scores")
+            for k, v in self.rejected_scores.items():
+                rs.create_dataset(k, data=np.asarray(v, np.float32))
+            if self.mask is not None:
+                md = f.create_dataset(
+                    "mask", data=self.mask.astype(np.uint8), compression="gzip", compression_opts=4
                 )
-                rs = r.create_group("scores")
-                for k, v in self.rejected_scores.items():
-                    rs.create_dataset(k, data=np.asarray(v, np.float32))
-                if self.mask is not None:
-                    md = f.create_dataset(
-                        "mask", data=self.mask.astype(np.uint8), compression="gzip", compression_opts=4
-                    )
-                    md.attrs["downsample"] = self.mask_downsample
+                md.attrs["downsample"] = self.mask_downsample
         return path
 
     @classmethod

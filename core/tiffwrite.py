@@ -93,36 +93,35 @@ def write_tiled_tiff_from_tiles(
 def _write_levels(path, levels, dss, *, tile, compression, quality, mpp, magnification, svs, tifffile):
     path = Path(path)
     h0, w0 = levels[0][0]
-    with atomic_path(path) as tmp:
-        with tifffile.TiffWriter(tmp, bigtiff=h0 * w0 * 3 > 2**31) as tw:
-            for i, ((h, w), tiles) in enumerate(levels):
-                kwargs: dict = {}
-                if compression == "jpeg":
-                    kwargs["compression"] = "jpeg"
-                    kwargs["compressionargs"] = {"level": quality}
-                    kwargs["photometric"] = "ycbcr"
-                    kwargs["subsampling"] = (2, 2)
-                elif compression:
-                    kwargs["compression"] = compression
-                    kwargs["photometric"] = "rgb"
-                else:
-                    kwargs["photometric"] = "rgb"
-                if mpp is not None:
-                    res = 1e4 / (mpp * dss[i])  # pixels per centimetre
-                    kwargs["resolution"] = (res, res)
-                    kwargs["resolutionunit"] = "CENTIMETER"
-                desc = None
-                if svs and i == 0:
-                    desc = (
-                        f"Aperio Image Library v12.0.0\r\n{w0}x{h0} [0,0 {w0}x{h0}] ({tile}x{tile}) "
-                        f"JPEG/RGB Q={quality}"
-                    )
-                    if magnification is not None:
-                        desc += f"|AppMag = {magnification:g}"
-                    if mpp is not None:
-                        desc += f"|MPP = {mpp:.4f}"
-                tw.write(
-                    tiles, shape=(h, w, 3), dtype=np.uint8, tile=(tile, tile),
-                    subfiletype=0 if i == 0 else 1, description=desc, metadata=None, **kwargs,
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=h0 * w0 * 3 > 2**31) as tw:
+        for i, ((h, w), tiles) in enumerate(levels):
+            kwargs: dict = {}
+            if compression == "jpeg":
+                kwargs["compression"] = "jpeg"
+                kwargs["compressionargs"] = {"level": quality}
+                kwargs["photometric"] = "ycbcr"
+                kwargs["subsampling"] = (2, 2)
+            elif compression:
+                kwargs["compression"] = compression
+                kwargs["photometric"] = "rgb"
+            else:
+                kwargs["photometric"] = "rgb"
+            if mpp is not None:
+                res = 1e4 / (mpp * dss[i])  # pixels per centimetre
+                kwargs["resolution"] = (res, res)
+                kwargs["resolutionunit"] = "CENTIMETER"
+            desc = None
+            if svs and i == 0:
+                desc = (
+                    f"Aperio Image Library v12.0.0\r\n{w0}x{h0} [0,0 {w0}x{h0}] ({tile}x{tile}) "
+                    f"JPEG/RGB Q={quality}"
                 )
+                if magnification is not None:
+                    desc += f"|AppMag = {magnification:g}"
+                if mpp is not None:
+                    desc += f"|MPP = {mpp:.4f}"
+            tw.write(
+                tiles, shape=(h, w, 3), dtype=np.uint8, tile=(tile, tile),
+                subfiletype=0 if i == 0 else 1, description=desc, metadata=None, **kwargs,
+            )
     return path
