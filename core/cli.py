@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -57,27 +57,27 @@ Paths = Annotated[list[Path], typer.Argument(help="image files or folders of ima
 def tile(
     paths: Paths,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("gigapatch-out"),
-    domain: Annotated[Optional[str], typer.Option(help="domain plugin: pathology, generic, ...")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")] = None,
-    patch_size: Annotated[Optional[int], typer.Option(help="patch side in output px")] = None,
-    level: Annotated[Optional[int], typer.Option(help="pyramid level to read")] = None,
-    stride: Annotated[Optional[int], typer.Option(help="step between patches (default: size)")] = None,
-    mpp: Annotated[Optional[float], typer.Option(help="target microns per pixel")] = None,
-    magnification: Annotated[Optional[float], typer.Option(help="target objective power")] = None,
-    slide_mpp: Annotated[Optional[float], typer.Option(help="override the image's level-0 mpp")] = None,
-    min_foreground: Annotated[Optional[float], typer.Option(help="minimum foreground fraction")] = None,
-    placement: Annotated[Optional[str], typer.Option(help="grid or optimal")] = None,
-    keep: Annotated[Optional[str], typer.Option(help="keep expression, e.g. 'pen < 0.05'")] = None,
-    top_n: Annotated[Optional[int], typer.Option(help="keep the N best by --rank-by")] = None,
-    rank_by: Annotated[Optional[str], typer.Option(help="score used by --top-n")] = None,
-    sharpness: Annotated[Optional[bool], typer.Option("--sharpness/--no-sharpness")] = None,
-    extract: Annotated[Optional[bool], typer.Option("--extract/--no-extract", help="write patches")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="jpeg or png")] = None,
-    overlay: Annotated[Optional[bool], typer.Option("--overlay/--no-overlay")] = None,
-    geojson: Annotated[Optional[bool], typer.Option("--geojson/--no-geojson", help="QuPath export")] = None,
-    annotations: Annotated[Optional[Path], typer.Option(help="GeoJSON of regions to include/exclude")] = None,
-    manifest: Annotated[Optional[Path], typer.Option(help="CSV: path[,slide_mpp] per image")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="reader threads")] = None,
+    domain: Annotated[str | None, typer.Option(help="domain plugin: pathology, generic, ...")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")] = None,
+    patch_size: Annotated[int | None, typer.Option(help="patch side in output px")] = None,
+    level: Annotated[int | None, typer.Option(help="pyramid level to read")] = None,
+    stride: Annotated[int | None, typer.Option(help="step between patches (default: size)")] = None,
+    mpp: Annotated[float | None, typer.Option(help="target microns per pixel")] = None,
+    magnification: Annotated[float | None, typer.Option(help="target objective power")] = None,
+    slide_mpp: Annotated[float | None, typer.Option(help="override the image's level-0 mpp")] = None,
+    min_foreground: Annotated[float | None, typer.Option(help="minimum foreground fraction")] = None,
+    placement: Annotated[str | None, typer.Option(help="grid or optimal")] = None,
+    keep: Annotated[str | None, typer.Option(help="keep expression, e.g. 'pen < 0.05'")] = None,
+    top_n: Annotated[int | None, typer.Option(help="keep the N best by --rank-by")] = None,
+    rank_by: Annotated[str | None, typer.Option(help="score used by --top-n")] = None,
+    sharpness: Annotated[bool | None, typer.Option("--sharpness/--no-sharpness")] = None,
+    extract: Annotated[bool | None, typer.Option("--extract/--no-extract", help="write patches")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="jpeg or png")] = None,
+    overlay: Annotated[bool | None, typer.Option("--overlay/--no-overlay")] = None,
+    geojson: Annotated[bool | None, typer.Option("--geojson/--no-geojson", help="QuPath export")] = None,
+    annotations: Annotated[Path | None, typer.Option(help="GeoJSON of regions to include/exclude")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="CSV: path[,slide_mpp] per image")] = None,
+    workers: Annotated[int | None, typer.Option(help="reader threads")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
 ) -> None:
     """Tile images: mask, segment, place and score patches; write coords (h5), table, overlay."""
@@ -110,7 +110,13 @@ def tile(
             print(f"warning: {res.path}: {res.message}", file=sys.stderr)
 
     if progress_on:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=_console(), transient=False) as prog:
@@ -163,7 +169,7 @@ def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
 @app.command()
 def info(
     paths: Paths,
-    domain: Annotated[Optional[str], typer.Option(help="domain plugin")] = None,
+    domain: Annotated[str | None, typer.Option(help="domain plugin")] = None,
 ) -> None:
     """Show levels, downsamples, mpp, vendor and the reader used."""
     from rich.table import Table
@@ -260,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _console().print("interrupted")
         sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - the CLI never shows a traceback by default
+    except Exception as e:
         import click
 
         if isinstance(e, click.exceptions.ClickException):
