@@ -43,6 +43,9 @@ def _setup_logging(quiet: bool) -> None:
 
         handler = RichHandler(console=_console(), show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    # a library's own chatter about a broken file would be a second line: our error names it
+    for noisy in ("tifffile", "rasterio", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     logging.getLogger("gigapatch").setLevel(logging.WARNING)
 
 

@@ -23,15 +23,15 @@ def run_demo(out: str | Path, size: int = 6144, seed: int = 0) -> dict[str, Any]
     tiles_dir = out / "tiles"
     with open_image(slide, domain="pathology") as img:
         ps = tile_image(img, cfg, out_dir=tiles_dir)
-    stem = tiles_dir / ps.image_id
+    stem = f"{tiles_dir / ps.image_id}"
     paths: dict[str, Any] = {
         "slide": slide,
-        "h5": stem.with_suffix(".h5"),
-        "table": stem.with_suffix(".csv"),
-        "overlay": tiles_dir / f"{ps.image_id}_overlay.png",
-        "geojson": stem.with_suffix(".geojson"),
-        "patches": stem,
-        "config": stem.with_suffix(".yaml"),
+        "h5": Path(stem + ".h5"),
+        "table": Path(stem + ".csv"),
+        "overlay": Path(stem + "_overlay.png"),
+        "geojson": Path(stem + ".geojson"),
+        "patches": Path(stem),
+        "config": Path(stem + ".yaml"),
         "n_patches": len(ps),
     }
     return paths

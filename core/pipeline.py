@@ -265,19 +265,19 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Write the h5, resolved config YAML, table, overlay (and patches) of one image."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / ps.image_id
+    def named(suffix: str) -> Path:  # image ids may hold dots: never use with_suffix
+        return out_dir / f"{ps.image_id}{suffix}"
+
     paths: dict[str, Path] = {}
-    paths["h5"] = ps.write_h5(stem.with_suffix(".h5"))
-    paths["config"] = stem.with_suffix(".yaml")
+    paths["h5"] = ps.write_h5(named(".h5"))
+    paths["config"] = named(".yaml")
     write_text_atomic(paths["config"], cfg.to_yaml())
     if cfg.output.table != "none":
-        paths["table"] = ps.write_table(
-            stem.with_suffix("." + cfg.output.table), include_rejected=True
-        )
+        paths["table"] = ps.write_table(named("." + cfg.output.table), include_rejected=True)
     if cfg.output.overlay:
         from .qc import write_overlay
 
-        paths["overlay"] = out_dir / f"{ps.image_id}_overlay.png"
+        paths["overlay"] = named("_overlay.png")
         write_overlay(
             paths["overlay"], rgb=rgb, mask=ps.mask, mask_downsample=ps.mask_downsample,
             regions=ps.regions, coords=ps.coords, size_level0=ps.patch_size_level0,
@@ -287,7 +287,7 @@ def write_outputs(
     if cfg.output.geojson:
         from .geojson import export_geojson
 
-        paths["geojson"] = out_dir / f"{ps.image_id}.geojson"
+        paths["geojson"] = named(".geojson")
         export_geojson(ps, paths["geojson"], regions=ps.regions)
     if cfg.output.extract if extract is None else extract:
         from .extract import extract_patches
