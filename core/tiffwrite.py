@@ -95,17 +95,10 @@ def _write_levels(path, levels, dss, *, tile, compression, quality, mpp, magnifi
     h0, w0 = levels[0][0]
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=h0 * w0 * 3 > 2**31) as tw:
         for i, ((h, w), tiles) in enumerate(levels):
-            kwargs: dict = {}
+            # RGB in; with JPEG tifffile stores 2x2-subsampled YCbCr, as scanners do
+            kwargs: dict = {"photometric": "rgb", "compression": compression}
             if compression == "jpeg":
-                kwargs["compression"] = "jpeg"
                 kwargs["compressionargs"] = {"level": quality}
-                kwargs["photometric"] = "ycbcr"
-                kwargs["subsampling"] = (2, 2)
-            elif compression:
-                kwargs["compression"] = compression
-                kwargs["photometric"] = "rgb"
-            else:
-                kwargs["photometric"] = "rgb"
             if mpp is not None:
                 res = 1e4 / (mpp * dss[i])  # pixels per centimetre
                 kwargs["resolution"] = (res, res)
