@@ -55,9 +55,8 @@ def _array_tiles(arr: np.ndarray, tile: int) -> Iterator[np.ndarray]:
         for x in range(0, w, tile):
             t = arr[y : y + tile, x : x + tile]
             if t.shape[:2] != (tile, tile):
-                pad = np.zeros((tile, tile, 3), np.uint8)
-                pad[: t.shape[0], : t.shape[1]] = t
-                t = pad
+                # replicate the edge: zero padding would bleed dark chroma into JPEG edge blocks
+                t = np.pad(t, ((0, tile - t.shape[0]), (0, tile - t.shape[1]), (0, 0)), mode="edge")
             yield np.ascontiguousarray(t)
 
 
