@@ -1,0 +1,188 @@
+"""The training configuration: pydantic models with ``extra="forbid"`` (unknown keys are errors).
+
+One key, ``arm``, picks the recipe: ``mosaic`` (N tiles of each image stitched into one picture,
+the PANDA tile-concatenation recipe) or ``resize`` (the whole image at a low level resized to S x S,
+the baseline). ``patch`` trains on single patches (one image file or patch, one label).
+Precedence: model defaults < YAML file < CLI flags (see :func:`load_train_config`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the images and labels are (PANDA layout by default)."""
+
+    csv: str = Field("train.csv", description="label table inside the data folder")
+    images: str = Field("train_images", description="image folder inside the data folder")
+    suffix: str = Field(".tiff", description="image file suffix")
+    id_column: str = "image_id"
+    label_column: str = "isup_grade"
+    label_names: list[str] | None = Field(None, description="class names (default: 0..C-1)")
+    coords_dir: Path | None = Field(
+        None, description="folder of <image_id>.h5 PatchSets to use (default: tile and cache them)"
+    )
+    patches_dir: Path | None = Field(
+        None, description="folder of extracted patches, <patches_dir>/<image_id>/*.png|jpg"
+    )
+    limit: int | None = Field(None, ge=1, description="use only the first N rows (smoke runs)")
+
+
+class MosaicConfig(_Strict):
+    """The tile-mosaic arm: N tiles of ``tile_size`` px read at ``level``."""
+
+    n_tiles: int = Field(36, ge=1)
+    tile_size: int = Field(256, ge=8, description="tile side in the mosaic (px)")
+    level: int = Field(1, ge=0, description="pyramid level the tiles are read at")
+    group: Literal["first", "middle", "last", "random", "cycle"] = Field(
+        "first", description="which group of N ranked tiles a training mosaic uses"
+    )
+    rank_by: str = Field("foreground", description="PatchSet score column that ranks the tiles")
+    min_foreground: float = Field(0.1, ge=0, le=1, description="tiling: keep tiles with this much")
+    tiling: dict[str, Any] = Field(
+        default_factory=dict, description="extra gigapatch tiling config (e.g. {mask: {...}})"
+    )
+    max_open: int = Field(8, ge=1, description="open images kept per loader worker (LRU)")
+
+
+class ResizeConfig(_Strict):
+    """The resize arm: the whole image at ``level`` resized to ``size`` x ``size``."""
+
+    size: int = Field(256, ge=8)
+    level: int = Field(-1, description="pyramid level read (-1 = the smallest)")
+    pad_square: bool = Field(False, description="pad to a square with white before resizing")
+
+
+class OptimConfig(_Strict):
+    name: Literal["adamw", "adam"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["cosine", "none"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+
+
+class TrainConfig(_Strict):
+    """The whole training configuration (frozen into every checkpoint)."""
+
+    domain: str | None = None
+    arm: Literal["mosaic", "resize", "patch"] = "mosaic"
+    model: str = Field("resnext50_32x4d", description="timm model name")
+    pretrained: str | None = Field(None, description="local weights file (never downloaded)")
+    head: Literal["classification", "ordinal"] = "classification"
+    num_classes: int = Field(6, ge=2)
+    data: DataConfig = DataConfig()
+    mosaic: MosaicConfig = MosaicConfig()
+    resize: ResizeConfig = ResizeConfig()
+    patch_size: int = Field(224, ge=8, description="input side for arm 'patch'")
+    augment: bool = Field(True, description="random flips (per tile and whole image)")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    optim: OptimConfig = OptimConfig()
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(8, ge=1)
+    workers: int = Field(2, ge=0)
+    folds: int = Field(4, ge=2, description="stratified K-fold on the label")
+    fold: list[int] | None = Field(None, description="fold(s) to run (default: all)")
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["auto", "bf16", "fp16", "off"] = Field("auto", description="CUDA only")
+    channels_last: bool = Field(True, description="CUDA only")
+    resume: bool = Field(False, description="continue each fold from its last.pt")
+    save_every: int = Field(1, ge=1, description="write last.pt every N epochs")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.fold is not None:
+            bad = [f for f in self.fold if not 0 <= f < self.folds]
+            if bad:
+                raise ValueError(f"fold {bad} outside 0..{self.folds - 1}")
+        names = self.data.label_names
+        if names is not None and len(names) != self.num_classes:
+            raise ValueError(f"{len(names)} label_names for num_classes={self.num_classes}")
+        return self
+
+    @property
+    def input_size(self) -> int:
+        """Side of the network input for this arm (px)."""
+        if self.arm == "mosaic":
+            from ..stitch import grid_side
+
+            return grid_side(self.mosaic.n_tiles) * self.mosaic.tile_size
+        if self.arm == "resize":
+            return self.resize.size
+        return self.patch_size
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.data.label_names or [str(i) for i in range(self.num_classes)]
+
+
+# flag name -> dotted config key
+FLAG_KEYS: dict[str, str] = {
+    "epochs": "epochs",
+    "model": "model",
+    "batch_size": "batch_size",
+    "folds": "folds",
+    "fold": "fold",
+    "arm": "arm",
+    "workers": "workers",
+    "lr": "optim.lr",
+    "seed": "seed",
+    "device": "device",
+    "pretrained": "pretrained",
+    "resume": "resume",
+    "n_tiles": "mosaic.n_tiles",
+    "tile_size": "mosaic.tile_size",
+    "limit": "data.limit",
+}
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        cur = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+    return nested
+
+
+def validate_train_config(data: dict[str, Any] | TrainConfig, source: str | None = None) -> TrainConfig:
+    """Validate a dict into a :class:`TrainConfig`; one-line :class:`ConfigError` otherwise."""
+    if isinstance(data, TrainConfig):
+        return data
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        src = f"{source}: " if source else ""
+        key = f"config key {where!r}: " if where else ""
+        raise ConfigError(f"{src}{key}{first['msg']}") from None
+
+
+def load_train_config(
+    file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Defaults < YAML ``file`` < ``overrides`` (dotted keys allowed, None values ignored)."""
+    from ..config import deep_merge, read_yaml
+
+    data = read_yaml(file) if file is not None else {}
+    data = deep_merge(data, _nest(overrides or {}))
+    return validate_train_config(data, str(file) if file is not None else None)
