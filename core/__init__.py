@@ -51,6 +51,7 @@ _LAZY: dict[str, str] = {
     "extract_patches": "extract",
     "tile_image": "pipeline",
     "make_mosaic": "stitch",
+    "select_tiles": "stitch",
     "get_plugin_manager": "plugins",
 }
 
