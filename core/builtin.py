@@ -63,15 +63,11 @@ def gigapatch_segment(
 
 
 @hookimpl
-def gigapatch_score_patches(
-    image: Image, coords: np.ndarray, context: ScoreContext
-) -> dict[str, np.ndarray] | None:
-    """Full-resolution sharpness of every candidate (when ``score.sharpness`` is on)."""
-    if not context.config.score.sharpness or len(coords) == 0:
-        return None
-    from .score import sharpness_scores
+def gigapatch_score_pixels(patches: np.ndarray, context: ScoreContext) -> dict[str, np.ndarray]:
+    """Focus of every candidate: ``sharpness`` (variance of the Laplacian), ``tenengrad``."""
+    from .score import sharpness_batch
 
-    return sharpness_scores(image, coords, context.geometry, workers=context.config.score.workers)
+    return sharpness_batch(patches)
 
 
 @hookimpl(trylast=True)

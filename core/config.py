@@ -70,8 +70,14 @@ class ScoreConfig(_Strict):
     keep: str | None = Field(None, description="expression, e.g. 'foreground > 0.5 and pen < 0.05'")
     top_n: int | None = Field(None, ge=1, description="keep only the N best by rank_by")
     rank_by: str = "foreground"
-    sharpness: bool = Field(True, description="compute full-resolution sharpness scores")
+    sharpness: bool = Field(
+        True, description="read candidates at full resolution for pixel scores (sharpness, blur)"
+    )
     min_sharpness: float | None = Field(None, description="drop patches below this sharpness")
+    blur_relative: float = Field(
+        0.0, ge=0, description="a tissue block is blurred below this x the slide's median focus (0 = off)"
+    )
+    max_blur: float = Field(0.5, ge=0, le=1, description="drop patches whose blurred share is >= this")
     max_pen: float | None = Field(None, ge=0, le=1, description="drop patches with more pen ink")
     workers: int = Field(4, ge=1)
 

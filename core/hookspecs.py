@@ -121,11 +121,24 @@ def gigapatch_segment(mask: np.ndarray, downsample: float, domain: str | None, c
 
 
 @hookspec
+def gigapatch_score_pixels(patches: np.ndarray, context: ScoreContext) -> dict[str, np.ndarray] | None:
+    """Score a batch of candidate patches from their full-resolution pixels.
+
+    Called on batches of (B, size, size, 3) uint8 patches at the output geometry, when
+    ``score.sharpness`` (full-resolution scoring) is on. Candidates are read once, through the
+    fast reader, and every plugin's scorer sees the same batch. Return a dict of (B,) or (B, ...)
+    arrays: 1-D columns become score columns; all are available, in candidate order, to
+    ``gigapatch_score_patches`` as ``context.extra["pixels"][name]`` (e.g. per-block statistics
+    turned into a slide-relative score). Return None to add nothing.
+    """
+
+
+@hookspec
 def gigapatch_score_patches(image: Image, coords: np.ndarray, context: ScoreContext) -> dict[str, np.ndarray] | None:
     """Score candidate patches.
 
     Called once per image with ``coords`` (N, 2) int64 level-0 top-left x, y of the candidates that
-    passed the foreground filter. Return a dict of named (N,) float arrays (e.g. ``{"sharpness":
+    passed the foreground filter, after every ``gigapatch_score_pixels`` batch. Return a dict of named (N,) float arrays (e.g. ``{"sharpness":
     ...}``); every plugin's columns are merged into the PatchSet's score table. Return None to add
     nothing. Use ``context`` for the geometry, masks and config (see :class:`ScoreContext`).
     """

@@ -159,12 +159,19 @@ def tile_image(
         )
         n = len(coords)
         pm = get_plugin_manager()
+        pixels = _score_pixels(image, coords[cand], ctx)
+        ctx.extra["pixels"] = pixels
+        for name, col in pixels.items():
+            if col.ndim == 1:
+                full = np.full(n, np.nan, np.float32)
+                full[cand] = col
+                scores[name] = full
         for result in pm.hook.gigapatch_score_patches(image=image, coords=coords[cand], context=ctx):
             for name, col in (result or {}).items():
                 full = np.full(n, np.nan, np.float32)
                 full[cand] = np.asarray(col, np.float32)
                 scores[name] = full
-        keep, reason = select_patches(scores, cfg.score, cfg.patch.min_foreground)
+        keep, reason = select_patches(scores, cfg.score, cfg.patch.min_foreground, coords=coords)
         fg_fraction = float(mask.mean()) if mask.size else 0.0
         attrs = _attrs(image, cfg, geom, ds, fg_fraction)
         attrs["mpp_warnings"] = "; ".join(warnings)
@@ -197,6 +204,24 @@ def tile_image(
     finally:
         if opened:
             image.close()
+
+
+def _score_pixels(image: Image, coords: np.ndarray, ctx: Any) -> dict[str, np.ndarray]:
+    """Read the candidates once at full resolution and run every ``gigapatch_score_pixels``."""
+    from .plugins import get_plugin_manager
+    from .score import batched_pixel_scores
+
+    hook = get_plugin_manager().hook.gigapatch_score_pixels
+    if not ctx.config.score.sharpness or len(coords) == 0 or not hook.get_hookimpls():
+        return {}
+
+    def score_batch(batch: np.ndarray) -> dict[str, np.ndarray]:
+        merged: dict[str, np.ndarray] = {}
+        for result in hook(patches=batch, context=ctx):
+            merged.update(result or {})
+        return merged
+
+    return batched_pixel_scores(image, coords, ctx.geometry, score_batch, ctx.config.score.workers)
 
 
 def segment_regions(ps: PatchSet, cfg: Config) -> None:

@@ -3,6 +3,7 @@ full-resolution quality measures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -330,50 +331,52 @@ def tenengrad(patch_gray: np.ndarray) -> float:
     return float(sharpness_batch(p[None])["tenengrad"][0])
 
 
-def sharpness_scores(
+def batched_pixel_scores(
     image: Any,
     coords: np.ndarray,
     geometry: PatchGeometry,
+    score_batch: Callable[[np.ndarray], dict[str, np.ndarray]],
     workers: int = 4,
     *,
     batch: int = 64,
-    downsample: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Full-resolution focus measures of every candidate patch.
+    """Read every candidate once at full resolution and score it in batches.
 
     Patches are read at the output geometry (``geometry.size`` px at the target mpp) by
-    :func:`gigapatch.extract.read_patches` and scored in batches with :func:`sharpness_batch`,
-    so values are on the same pixel scale for every image tiled at the same mpp.
+    :func:`gigapatch.extract.read_patches` (tile-ordered, threaded) and handed to
+    ``score_batch`` in (B, size, size, 3) uint8 batches, so values are on the same pixel scale for
+    every image tiled at the same mpp.
 
     Parameters
     ----------
     image : an :class:`gigapatch.Image`.
     coords : (N, 2) level-0 top-left x, y.
     geometry : the patch geometry.
+    score_batch : (B, s, s, 3) uint8 -> dict of (B, ...) arrays.
     workers : reader threads.
     batch : patches scored per vectorised call (memory bound).
-    downsample : see :func:`sharpness_batch`.
 
     Returns
     -------
-    ``{"sharpness": (N,) float32, "tenengrad": (N,) float32}`` in the order of ``coords``.
+    name -> (N, ...) array in the order of ``coords`` (empty dict when N == 0).
     """
     from .extract import read_patches
 
     c = np.asarray(coords).reshape(-1, 2)
     n = len(c)
-    out = {"sharpness": np.zeros(n, np.float32), "tenengrad": np.zeros(n, np.float32)}
-    if n == 0:
-        return out
+    out: dict[str, np.ndarray] = {}
     idx: list[int] = []
     buf: list[np.ndarray] = []
 
     def flush() -> None:
         if not buf:
             return
-        scores = sharpness_batch(np.stack(buf), downsample=downsample)
+        scores = score_batch(np.stack(buf))
         where = np.asarray(idx, np.int64)
         for key, values in scores.items():
+            values = np.asarray(values)
+            if key not in out:
+                out[key] = np.zeros((n, *values.shape[1:]), values.dtype)
             out[key][where] = values
         idx.clear()
         buf.clear()
@@ -385,3 +388,26 @@ def sharpness_scores(
             flush()
     flush()
     return out
+
+
+def sharpness_scores(
+    image: Any,
+    coords: np.ndarray,
+    geometry: PatchGeometry,
+    workers: int = 4,
+    *,
+    batch: int = 64,
+    downsample: int = 1,
+) -> dict[str, np.ndarray]:
+    """Full-resolution focus measures of every candidate patch (see :func:`sharpness_batch`).
+
+    Returns
+    -------
+    ``{"sharpness": (N,) float32, "tenengrad": (N,) float32}`` in the order of ``coords``.
+    """
+    n = len(np.asarray(coords).reshape(-1, 2))
+    out = batched_pixel_scores(
+        image, coords, geometry, lambda b: sharpness_batch(b, downsample=downsample),
+        workers, batch=batch,
+    )
+    return out or {"sharpness": np.zeros(n, np.float32), "tenengrad": np.zeros(n, np.float32)}
