@@ -127,15 +127,16 @@ def test_one_bad_image_in_a_cohort_is_recorded_and_the_rest_finish(tmp_path: Pat
 
 def test_small_patches_on_the_sparse_kidney_slide(tmp_path: Path, pathology_dir: Path) -> None:
     out = tmp_path / "out"
+    # the fragment is about 120 x 50 px: 32 px patches find it, and nothing on the glass
     res = run_cli("tile", str(pathology_dir / "kidney-48-5.tif"), "--out", str(out), "--quiet",
-                  "--patch-size", "64")
+                  "--patch-size", "32", "--min-foreground", "0.5")
     assert res.returncode == 0, res.stderr
     ps = PatchSet.read(out / "kidney-48-5.h5")
-    assert 3 <= len(ps) <= 30  # the small fragment, nothing on the empty glass
+    assert 2 <= len(ps) <= 12
     ref = np.load(pathology_dir / "reference_masks" / "histolab-tissue-mask-kidney-48-5.npy")
     sy, sx = ref.shape[0] / 901, ref.shape[1] / 1493
-    hits = [ref[int((y + 32) * sy), int((x + 32) * sx)] for x, y in ps.coords]
-    assert np.mean(hits) > 0.7
+    hits = [ref[int((y + 16) * sy), int((x + 16) * sx)] for x, y in ps.coords]
+    assert all(hits)
 
 
 def test_info_and_plugins() -> None:
