@@ -491,42 +491,11 @@ def synthetic_slide(
     truth["seed"] = seed
     if path is None:
         return ArrayImage(out, mpp=mpp, path=f"synthetic-{seed}"), truth
-    return write_pyramid_tiff(out, path, mpp=mpp), truth
+    from .tiffwrite import write_pyramidal_tiff
+
+    return write_pyramidal_tiff(path, out, downsamples=(4, 16, 64), mpp=mpp), truth
 
 
-def write_pyramid_tiff(
-    rgb: np.ndarray, path: str | Path, mpp: float | None = None, downsamples: tuple[int, ...] = (4, 16, 64),
-    tile: int = 256, quality: int = 90,
-) -> Path:
-    """Write (H, W, 3) uint8 ``rgb`` as a tiled JPEG pyramidal TIFF (generic-tiff layout:
-    level 0 then reduced pages, resolution tags in px/cm) through a temporary file."""
-    import cv2
-    import tifffile
-
-    from .patchset import atomic_path
-
-    path = Path(path)
-    h, w = rgb.shape[:2]
-    levels = [rgb] + [
-        cv2.resize(rgb, (max(1, w // d), max(1, h // d)), interpolation=cv2.INTER_AREA)
-        for d in downsamples if min(h, w) // d >= 64
-    ]
-    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=rgb.nbytes > 2**31) as tf:
-        for i, lev in enumerate(levels):
-            d = w / lev.shape[1]
-            res = (1e4 / (mpp * d), 1e4 / (mpp * d)) if mpp else None
-            tf.write(
-                lev, tile=(tile, tile), photometric="rgb", compression="jpeg",
-                compressionargs={"level": quality}, subfiletype=0 if i == 0 else 1,
-                resolution=res, resolutionunit="CENTIMETER" if mpp else None,
-            )
-    return path
-
-
-
-
-# --------------------------------------------------------------------------------- metrics
-#: quality bars of :func:`truth_metrics` (a kept patch is "bad" beyond them)
 IDEAL_MAX_PEN = 0.05
 IDEAL_MAX_BLUR = 0.5
 
@@ -598,5 +567,4 @@ __all__ = [
     "synthetic_slide",
     "texture_tiles",
     "truth_metrics",
-    "write_pyramid_tiff",
 ]

@@ -41,6 +41,8 @@ def write_pyramidal_tiff(
     import tifffile
 
     path = Path(path)
+    h, w = rgb.shape[:2]
+    downsamples = tuple(d for d in downsamples if min(h, w) // d >= 64)  # no postage stamps
     levels = [rgb] + [_level_array(rgb, d) for d in downsamples]
     return _write_levels(
         path, [(lv.shape[:2], _array_tiles(lv, tile)) for lv in levels], [1, *downsamples],

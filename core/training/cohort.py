@@ -97,30 +97,10 @@ def write_slide(
     path: str | Path, rgb: np.ndarray, *, mpp: float = 0.5, quality: int = 90,
     downsamples: tuple[int, ...] = (4, 16), tile: int = 256,
 ) -> Path:
-    """Write (H, W, 3) uint8 RGB as a PANDA-like generic pyramidal TIFF with tifffile.
+    """Write (H, W, 3) uint8 RGB as a PANDA-like generic pyramidal TIFF (JPEG tiles)."""
+    from ..tiffwrite import write_pyramidal_tiff
 
-    Level 0 then one reduced page per downsample (area resampling), 256 px JPEG tiles stored as
-    YCbCr 2x2 (tifffile converts: the input is declared RGB), resolution tags carrying ``mpp``.
-    """
-    import cv2
-    import tifffile
-
-    from ..patchset import atomic_path
-
-    path = Path(path)
-    h, w = rgb.shape[:2]
-    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=h * w * 3 > 2**31) as tw:
-        for i, d in enumerate((1, *downsamples)):
-            lv = rgb if d == 1 else cv2.resize(
-                rgb, (max(1, w // d), max(1, h // d)), interpolation=cv2.INTER_AREA
-            )
-            res = 1e4 / (mpp * d)  # pixels per centimetre
-            tw.write(
-                lv, tile=(tile, tile), photometric="rgb", compression="jpeg",
-                compressionargs={"level": quality}, resolution=(res, res),
-                resolutionunit="CENTIMETER", subfiletype=0 if i == 0 else 1, metadata=None,
-            )
-    return path
+    return write_pyramidal_tiff(path, rgb, downsamples=downsamples, tile=tile, quality=quality, mpp=mpp)
 
 
 def write_cohort(
