@@ -47,17 +47,23 @@ def _channels(rgb: np.ndarray, balance: bool = True) -> tuple[np.ndarray, ...]:
     if balance and f.size:
         f *= 255.0 / glass_rgb(a)
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    mx = np.maximum(np.maximum(r, g), b)
-    mn = np.minimum(np.minimum(r, g), b)
-    sat = (mx - mn) / np.maximum(mx, 1.0)
-    grey = 0.299 * r + 0.587 * g + 0.114 * b
+    # in place, one plane at a time: a 4096^2 view must not cost a gigabyte
+    mx = f.max(axis=2)
+    sat = f.min(axis=2)
+    np.subtract(mx, sat, out=sat)
+    np.maximum(mx, 1.0, out=mx)
+    np.divide(sat, mx, out=sat)
+    del mx
+    grey = f @ np.array([0.299, 0.587, 0.114], np.float32)
     return r, g, b, sat, grey
 
 
 def glass_rgb(rgb: np.ndarray) -> np.ndarray:
     """(3,) float32 colour of the glass: per-channel median of the brightest 10 % of pixels,
     at least 200 (a slide filled with tissue then falls back to near white)."""
-    a = np.asarray(rgb)[:, :, :3].reshape(-1, 3).astype(np.float32)
+    a = np.asarray(rgb)[:, :, :3]
+    step = max(1, int(np.sqrt(a.shape[0] * a.shape[1] / 1e6)))  # ~1 M samples are plenty
+    a = a[::step, ::step].reshape(-1, 3).astype(np.float32)
     if len(a) == 0:
         return np.full(3, 255.0, np.float32)
     grey = a @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -119,9 +125,12 @@ def pen_mask(
         m |= (g - r > 10) & (g - b > -5) & (sat > 0.15)
         weak |= (g - r > 0) & (g - b > -12) & (sat > 0.1)
     if "black" in colors:
-        od = [np.log(256.0 / (np.maximum(c, 0.0) + 1.0)) for c in (r, g, b)]  # balanced: glass = 255
-        odmax = np.maximum(np.maximum(od[0], od[1]), od[2])
-        odmin = np.minimum(np.minimum(od[0], od[1]), od[2])
+        # optical density against the balanced glass (= 255); max/min OD = OD of min/max channel
+        cmax = np.maximum(np.maximum(r, g), b)
+        cmin = np.minimum(np.minimum(r, g), b)
+        odmin = np.log(256.0 / (np.maximum(cmax, 0.0) + 1.0))
+        odmax = np.log(256.0 / (np.maximum(cmin, 0.0) + 1.0))
+        del cmax, cmin
         ratio = odmin / np.maximum(odmax, 1e-3)
         m |= ((ratio > 0.88) & (odmax > 0.45)) | ((ratio > 0.8) & (odmax > 0.75))
         m |= (ratio > 0.75) & (odmin > 0.8)
