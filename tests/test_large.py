@@ -33,7 +33,7 @@ def write_sparse_slide(path: Path) -> tuple[int, int, int, int]:
 
     rng = np.random.default_rng(0)
     tiles = [imagecodecs.jpeg8_encode(_tissue_tile(rng), level=85) for _ in range(8)]
-    block = (40_000, 52_000, 40_000 + 12 * TILE, 52_000 + 8 * TILE)  # 12 x 8 tiles of tissue
+    block = (156 * TILE, 203 * TILE, 168 * TILE, 211 * TILE)  # 12 x 8 level-0 tiles of tissue
     with tifffile.TiffWriter(path, bigtiff=True) as tw:
         for i, ds in enumerate((1, 4, 16, 64)):
             w = h = SIDE // ds
@@ -85,4 +85,4 @@ def test_100k_slide_stays_under_1gb(tmp_path: Path) -> None:
     assert (x >= block[0] - slack).all() and (x + size <= block[2] + slack).all()
     assert (y >= block[1] - slack).all() and (y + size <= block[3] + slack).all()
     # and the block is covered: 12 x 8 tiles of 256 px -> 96 patches on the aligned grid
-    assert len(ps) >= 0.9 * 96
+    assert 0.9 * 96 <= len(ps) <= 96
