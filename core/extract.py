@@ -55,13 +55,18 @@ def tile_order(image: Image, coords: np.ndarray, geometry: PatchGeometry) -> np.
     return np.lexsort((lx, ly // max(1, th)))
 
 
-def _reserve_cache(image: Image, geometry: PatchGeometry, workers: int) -> None:
+def _reserve_cache(image: Image, geometry: PatchGeometry, workers: int, coords: np.ndarray) -> None:
     """Size a tiled image's cache to hold the tile rows one row of patches spans across the
-    whole level, plus each worker's own patch tiles: every tile is then decoded once."""
+    patches' horizontal extent, plus each worker's own patch tiles: every tile is then decoded
+    once, and sparse tissue does not reserve a whole slide width."""
     if not (hasattr(image, "reserve_cache") and hasattr(image, "tile_shape")):
         return
     th, tw = image.tile_shape(geometry.level)
-    lw = image.level_dimensions[geometry.level][0]
+    ds = image.level_downsamples[geometry.level]
+    lw = min(
+        image.level_dimensions[geometry.level][0],
+        int((coords[:, 0].max() - coords[:, 0].min()) / ds) + geometry.read_size + tw,
+    )
     rows = math.ceil(geometry.read_size / th) + 1
     cols = math.ceil(geometry.read_size / tw) + 1
     tiles = rows * math.ceil(lw / tw) + max(1, workers) * rows * cols
@@ -114,7 +119,7 @@ def read_patches(
     c = _as_coords(coords)
     if len(c) == 0:
         return
-    _reserve_cache(image, geometry, workers)
+    _reserve_cache(image, geometry, workers, c)
     order = tile_order(image, c, geometry)
 
     def one(i: int) -> tuple[int, np.ndarray]:
@@ -254,7 +259,7 @@ def extract_patches(
     out.mkdir(parents=True, exist_ok=True)
     if len(c) == 0:
         return []
-    _reserve_cache(image, geometry, workers)
+    _reserve_cache(image, geometry, workers, c)
     raw = _passthrough(image, geometry) if passthrough and fmt != "png" else None
     codec = "png" if fmt == "png" else "jpeg"
 

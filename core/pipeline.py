@@ -31,7 +31,11 @@ def mask_downsample_for(image: Image, config: Config, size_level0: int) -> float
     under ``mask.max_side`` (memory flat in slide size) and never coarser than a quarter patch."""
     w0, h0 = image.dimensions
     ds = max(config.mask.downsample, max(w0, h0) / config.mask.max_side, 1.0)
-    return float(min(ds, max(1.0, size_level0 / 4.0)))
+    ds = min(ds, max(1.0, size_level0 / 4.0))
+    # snap to a stored level up to 1.5x coarser: reading it as is beats decoding a level 4x
+    # larger only to shrink it (and keeps memory flat)
+    stored = [d for d in image.level_downsamples if ds <= d <= 1.5 * ds and d <= size_level0 / 4.0]
+    return float(min(stored)) if stored else float(ds)
 
 
 def compute_mask(
