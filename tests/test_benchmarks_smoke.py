@@ -1,0 +1,122 @@
+"""The benchmark script and its synthetic slide, at a tiny size, so that neither can rot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import synthetic_slide as ss  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def slide(tmp_path_factory: pytest.TempPathFactory) -> ss.SlideInfo:
+    return ss.make_slide(tmp_path_factory.mktemp("slide") / "s.svs", 3000, seed=3)
+
+
+def test_slide_is_svs_like_for_openslide_and_tifffile(slide: ss.SlideInfo) -> None:
+    import openslide
+    import tifffile
+
+    with openslide.OpenSlide(str(slide.path)) as osr:
+        assert osr.properties["openslide.vendor"] == "aperio"
+        assert float(osr.properties["openslide.mpp-x"]) == pytest.approx(0.25)
+        assert float(osr.properties["openslide.objective-power"]) == pytest.approx(40)
+        assert osr.level_dimensions == ((3000, 3000), (750, 750), (187, 187), (46, 46))
+        assert "thumbnail" in osr.associated_images
+        ref = np.asarray(osr.read_region((0, 0), 0, (3000, 3000)))[..., :3]
+    with tifffile.TiffFile(slide.path) as tf:
+        assert tf.is_svs
+        series = tf.series[0]
+        assert [lv.shape[:2] for lv in series.levels] == [(3000, 3000), (750, 750), (187, 187),
+                                                          (46, 46)]
+        page = tf.pages[0]
+        assert page.is_tiled and (page.tilewidth, page.tilelength) == (256, 256)
+        assert int(page.compression) == 7  # JPEG
+        lv0 = page.asarray()
+    np.testing.assert_array_equal(lv0, ref)  # both decoders agree on every pixel
+
+
+def test_tile_classes_match_the_pixels(slide: ss.SlideInfo) -> None:
+    import cv2
+    import openslide
+
+    with openslide.OpenSlide(str(slide.path)) as osr:
+        rgb = np.asarray(osr.read_region((0, 0), 0, (3000, 3000)))[..., :3]
+    sat = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
+    tissue = sat > 40  # H&E-like stain is saturated, glass is not
+    frac = []
+    for (ty, tx), c in np.ndenumerate(slide.tile_class):
+        f = tissue[ty * 256 : ty * 256 + 256, tx * 256 : tx * 256 + 256].mean()
+        frac.append((c, f))
+    glass = [f for c, f in frac if c == ss.GLASS]
+    full = [f for c, f in frac if c == ss.TISSUE]
+    edge = [f for c, f in frac if c == ss.EDGE]
+    assert glass and full and edge
+    assert max(glass) < 0.01
+    assert min(full) > 0.9
+    assert 0.0 < np.mean(edge) < 1.0
+    assert slide.tissue_fraction == pytest.approx(0.25, abs=0.01)
+    assert abs(tissue.mean() - 0.25) < 0.05
+
+
+def test_classify_agrees_with_the_interpolated_field() -> None:
+    field = ss.tissue_field(5000, 0.3, seed=1)
+    for li, d in enumerate((1, 4)):
+        src = ss._TileSource(5000, 256, (1, 4), field, seed=1, quality=80, n_bank=2, n_glass=1)
+        cls = src.classes[li]
+        for (ty, tx), c in np.ndenumerate(cls):
+            m = src._mask(d, ty, tx)
+            if c == ss.TISSUE:
+                assert m.all()
+            elif c == ss.GLASS:
+                assert not m.any()
+
+
+def test_slide_is_deterministic(tmp_path: Path) -> None:
+    a = ss.make_slide(tmp_path / "a.svs", 1500, seed=5)
+    b = ss.make_slide(tmp_path / "b.svs", 1500, seed=5)
+    c = ss.make_slide(tmp_path / "c.svs", 1500, seed=6)
+
+    def digest(p: Path) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    assert digest(a.path) == digest(b.path)
+    assert digest(a.path) != digest(c.path)
+    np.testing.assert_array_equal(a.tile_class, b.tile_class)
+
+
+def test_run_script_smoke(tmp_path: Path) -> None:
+    results = tmp_path / "results.md"
+    dump = tmp_path / "r.json"
+    cmd = [sys.executable, str(BENCH / "run.py"), "--sizes", "3000", "--quick", "--repeats", "1",
+           "--warmup", "0", "--no-reference", "--workdir", str(tmp_path / "work"),
+           "--results", str(results), "--json", str(dump), "--checks", "4",
+           "--openslide-patches", "20"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = results.read_text()
+    assert "| figure | 3k | target |" in table
+    assert "mask + coords" in table and "extraction" in table
+    (r,) = json.loads(dump.read_text())
+    assert r["errors"] == []
+    for key in ("decode_1", "decode_2", "encode_1", "openslide_1", "gp_wall", "gp_rss",
+                "extract_grid", "extract_grid_nopass", "extract_opt", "extract_grid_tar",
+                "extract_grid_nopass_tar", "adj_decode_2"):
+        assert r[key] > 0, key
+    assert r["gp_n"] == r["grid_n"] > 0  # the CLI and tile_image keep the same patches
+    assert 0 < r["grid_cov"] <= 1 and 0 < r["opt_cov"] <= 1
+    # the fast reader gives OpenSlide's pixels; passthrough files are the stored tiles
+    assert r["extract_grid_pix"]["read_maxdiff"] == 0
+    assert r["extract_grid_pix"]["file_maxdiff"] == 0
+    assert r["extract_grid_nopass_pix"]["file_psnr"] > 35  # re-encoded at q90
+    assert "n/a" in table  # hs2p skipped: its cells read n/a
