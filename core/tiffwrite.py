@@ -5,7 +5,7 @@ Used by the demo, the tests and the benchmarks to make slides with known content
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +44,11 @@ def write_pyramidal_tiff(
     h, w = rgb.shape[:2]
     downsamples = tuple(d for d in downsamples if min(h, w) // d >= 64)  # no postage stamps
     levels = [rgb] + [_level_array(rgb, d) for d in downsamples]
+    thumbnail = _level_array(rgb, max(1, -(-max(h, w) // 768))) if svs else None
     return _write_levels(
         path, [(lv.shape[:2], _array_tiles(lv, tile)) for lv in levels], [1, *downsamples],
         tile=tile, compression=compression, quality=quality, mpp=mpp,
-        magnification=magnification, svs=svs, tifffile=tifffile,
+        magnification=magnification, svs=svs, tifffile=tifffile, thumbnail=thumbnail,
     )
 
 
@@ -62,36 +63,8 @@ def _array_tiles(arr: np.ndarray, tile: int) -> Iterator[np.ndarray]:
             yield np.ascontiguousarray(t)
 
 
-def write_tiled_tiff_from_tiles(
-    path: str | Path,
-    shape: tuple[int, int],
-    tile_fn: Callable[[int, int, int], np.ndarray | bytes],
-    *,
-    downsamples: tuple[int, ...] = (4, 16),
-    tile: int = 256,
-    compression: str | None = "jpeg",
-    quality: int = 90,
-    mpp: float | None = None,
-    magnification: float | None = None,
-    svs: bool = False,
-) -> Path:
-    """Write a pyramid whose tiles come from ``tile_fn(level_index, ty, tx)`` (ndarray or pre-encoded
-    bytes matching ``compression``), so gigapixel slides are written without holding a level.
-    ``shape`` is level 0's (H, W)."""
-    import tifffile
-
-    h0, w0 = shape
-    dss = [1, *downsamples]
-    levels = []
-    for li, d in enumerate(dss):
-        h, w = max(1, h0 // d), max(1, w0 // d)
-        nty, ntx = -(-h // tile), -(-w // tile)
-        levels.append(((h, w), (tile_fn(li, ty, tx) for ty in range(nty) for tx in range(ntx))))
-    return _write_levels(path, levels, dss, tile=tile, compression=compression, quality=quality,
-                         mpp=mpp, magnification=magnification, svs=svs, tifffile=tifffile)
-
-
-def _write_levels(path, levels, dss, *, tile, compression, quality, mpp, magnification, svs, tifffile):
+def _write_levels(path, levels, dss, *, tile, compression, quality, mpp, magnification, svs, tifffile,
+                  thumbnail=None):
     path = Path(path)
     h0, w0 = levels[0][0]
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=h0 * w0 * 3 > 2**31) as tw:
@@ -116,6 +89,10 @@ def _write_levels(path, levels, dss, *, tile, compression, quality, mpp, magnifi
                     desc += f"|MPP = {mpp:.4f}"
             tw.write(
                 tiles, shape=(h, w, 3), dtype=np.uint8, tile=(tile, tile),
-                subfiletype=0 if i == 0 else 1, description=desc, metadata=None, **kwargs,
+                subfiletype=0 if (i == 0 or svs) else 1, description=desc, metadata=None, **kwargs,
             )
+            if svs and i == 0 and thumbnail is not None:
+                # Aperio puts a stripped thumbnail second; readers find the levels after it
+                tw.write(thumbnail, photometric="rgb", compression="jpeg", metadata=None,
+                         description="Aperio Image Library thumbnail")
     return path
