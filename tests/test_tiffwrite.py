@@ -13,9 +13,12 @@ from gigapatch.tiffwrite import write_pyramidal_tiff
 
 
 def _image() -> np.ndarray:
+    import cv2
+
     rng = np.random.default_rng(0)
     base = np.zeros((1100, 1700, 3), np.float32) + (215, 140, 190)
-    return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+    noise = cv2.GaussianBlur(rng.normal(0, 60, base.shape).astype(np.float32), (0, 0), 3)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("svs", [False, True])
