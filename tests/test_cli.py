@@ -168,3 +168,23 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     (h5,) = (tmp_path / "demo").rglob("*.h5")
     ps = PatchSet.read(h5)
     assert len(ps) > 0 and (ps.scores["foreground"] >= 0.5).all()
+
+
+def test_physical_sizes_need_an_mpp(tmp_path: Path, pathology_dir: Path) -> None:
+    tcga = str(pathology_dir / "tcga-cr-7395-01a-01-ts1.svs")
+    out = tmp_path / "out"
+    res = run_cli("tile", tcga, "--mpp", "0.5", "--out", str(out), "--quiet", "--no-sharpness")
+    _assert_one_line_error(res, "--slide-mpp")
+    assert "tcga-cr-7395-01a-01-ts1.svs" in res.stderr and not list(out.glob("*.h5"))
+    res = run_cli("tile", tcga, "--mpp", "0.5", "--slide-mpp", "0.25", "--out", str(out), "--quiet",
+                  "--no-sharpness")
+    assert res.returncode == 0, res.stderr
+    ps = PatchSet.read(out / "tcga-cr-7395-01a-01-ts1.h5")
+    assert ps.attrs["mpp"] == 0.25 and ps.attrs["resize_factor"] == 2.0 and len(ps) > 0
+    res = run_cli("tile", str(pathology_dir / "CMU-1-Small-Region.svs"), "--mpp", "1.0", "--out",
+                  str(out), "--quiet", "--no-sharpness")
+    assert res.returncode == 0, res.stderr
+    ps = PatchSet.read(out / "CMU-1-Small-Region.h5")
+    assert ps.attrs["patch_level"] == 0
+    assert ps.attrs["resize_factor"] == pytest.approx(2.0, rel=0.01)
+    assert ps.attrs["target_mpp"] == 1.0 and ps.attrs["effective_mpp"] == pytest.approx(1.0, rel=0.01)

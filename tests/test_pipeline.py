@@ -123,3 +123,31 @@ def test_a_plugin_scorer_adds_a_column(config) -> None:
     finally:
         pm.unregister(plugin)
     np.testing.assert_array_equal(ps.scores["row"], ps.coords[:, 1])
+
+
+def test_geojson_edit_drops_exactly_one_regions_patches(config, tmp_path: Path) -> None:
+    """Export regions, delete one as a QuPath user would, re-tile with the edited file."""
+    import json
+
+    import shapely
+
+    truth = two_blobs_with_hole()
+    img = ArrayImage(he_like(truth), mpp=0.5, path=tmp_path / "blobs.tif")
+    cfg = config.model_copy(deep=True)
+    cfg.output.geojson = True
+    ps = tile_image(img, cfg, out_dir=tmp_path / "a")
+    fc = json.loads((tmp_path / "a" / "blobs.geojson").read_text())
+    regions = [f for f in fc["features"] if f["properties"].get("objectType") == "annotation"]
+    assert len(regions) == 2
+    for f in regions:
+        assert shapely.geometry.shape(f["geometry"]).is_valid
+    small = min(regions, key=lambda f: shapely.geometry.shape(f["geometry"]).area)
+    edited = dict(fc, features=[f for f in fc["features"] if f is not small])
+    (tmp_path / "edited.geojson").write_text(json.dumps(edited))
+    cfg2 = config.model_copy(deep=True)
+    cfg2.annotations.path = tmp_path / "edited.geojson"
+    ps2 = tile_image(img, cfg2)
+    gone = shapely.geometry.shape(small["geometry"])
+    in_small = np.array([gone.contains(shapely.Point(x + 128, y + 128)) for x, y in ps.coords])
+    assert in_small.sum() == 2
+    assert {tuple(c) for c in ps2.coords.tolist()} == {tuple(c) for c in ps.coords[~in_small].tolist()}
