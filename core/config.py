@@ -147,6 +147,20 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def nest_dotted(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``{"patch.size": 512}`` -> ``{"patch": {"size": 512}}``; None values (unset flags) dropped."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        cur = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+        cur[parts[-1]] = value
+    return nested
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; one-line :class:`ConfigError` on any problem."""
     import yaml
@@ -199,16 +213,7 @@ def load_config(
     data = deep_merge(data, domain_defaults(domain))
     data = deep_merge(data, file_data)
     data["domain"] = domain
-    nested: dict[str, Any] = {}
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        cur = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cur = cur.setdefault(part, {})
-        cur[parts[-1]] = value
-    data = deep_merge(data, nested)
+    data = deep_merge(data, nest_dotted(overrides or {}))
     try:
         return Config.model_validate(data)
     except ValidationError as e:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, load_config
+from .config import Config, deep_merge, load_config, nest_dotted
 from .errors import ConfigError, GigapatchError
 from .image import Image
 from .patchset import PatchSet, atomic_path, write_text_atomic
@@ -382,14 +382,7 @@ def tile_many(
         ov = (overrides_per_image or {}).get(str(path)) or (overrides_per_image or {}).get(path.name)
         try:
             if ov:
-                data = cfg.model_dump()
-                for k, v in ov.items():
-                    cur = data
-                    parts = k.split(".")
-                    for p in parts[:-1]:
-                        cur = cur[p]
-                    cur[parts[-1]] = v
-                cfg = Config.model_validate(data)
+                cfg = Config.model_validate(deep_merge(cfg.model_dump(), nest_dotted(ov)))
             ps = tile_image(path, cfg, out_dir)
             fg = float(ps.attrs.get("foreground_fraction", 0.0))
             empty = len(ps) == 0 or fg < EMPTY_FRACTION

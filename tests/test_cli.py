@@ -188,3 +188,16 @@ def test_physical_sizes_need_an_mpp(tmp_path: Path, pathology_dir: Path) -> None
     assert ps.attrs["patch_level"] == 0
     assert ps.attrs["resize_factor"] == pytest.approx(2.0, rel=0.01)
     assert ps.attrs["target_mpp"] == 1.0 and ps.attrs["effective_mpp"] == pytest.approx(1.0, rel=0.01)
+
+
+def test_manifest_gives_a_per_image_mpp(tmp_path: Path, pathology_dir: Path) -> None:
+    tcga = pathology_dir / "tcga-cr-7395-01a-01-ts1.svs"
+    cmu = pathology_dir / "CMU-1-Small-Region.svs"
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"path,slide_mpp\n{tcga},0.25\n{cmu},\n")
+    out = tmp_path / "out"
+    res = run_cli("tile", str(tcga), str(cmu), "--mpp", "0.5", "--manifest", str(manifest),
+                  "--out", str(out), "--quiet", "--no-sharpness")
+    assert res.returncode == 0, res.stderr
+    assert PatchSet.read(out / "tcga-cr-7395-01a-01-ts1.h5").attrs["mpp"] == 0.25
+    assert PatchSet.read(out / "CMU-1-Small-Region.h5").attrs["mpp"] == pytest.approx(0.499)

@@ -151,16 +151,9 @@ FLAG_KEYS: dict[str, str] = {
 
 
 def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        cur = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cur = cur.setdefault(part, {})
-        cur[parts[-1]] = value
-    return nested
+    from ..config import nest_dotted
+
+    return nest_dotted(overrides)
 
 
 def validate_train_config(data: dict[str, Any] | TrainConfig, source: str | None = None) -> TrainConfig:
