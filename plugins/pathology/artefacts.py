@@ -18,6 +18,8 @@ Settings: ``score.blur_relative`` (0 turns the blur score off) and ``score.max_b
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,32 @@ FOCUS_FLOOR = 0.3
 REFERENCE_FOREGROUND = 0.9
 
 
+def _same_view(fn):
+    """Remember ``fn``'s last result for the same pixels and arguments.
+
+    The tissue, pen and score hooks of one slide all look at the same low-resolution view; this
+    computes its channels and ink once instead of four and two times. The key is a hash of the
+    pixels (not the array's id, which Python reuses), and results are read-only so no caller can
+    change what the next one gets.
+    """
+    last: dict[str, Any] = {}
+
+    @functools.wraps(fn)
+    def wrapper(rgb: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        a = np.ascontiguousarray(rgb)
+        key = (hashlib.blake2b(a.data, digest_size=16).digest(), a.shape, a.dtype.str, args,
+               tuple(sorted(kwargs.items())))
+        if last.get("key") != key:
+            out = fn(a, *args, **kwargs)
+            for arr in out if isinstance(out, tuple) else (out,):
+                arr.setflags(write=False)
+            last.update(key=key, value=out)
+        return last["value"]
+
+    return wrapper
+
+
+@_same_view
 def _channels(rgb: np.ndarray, balance: bool = True) -> tuple[np.ndarray, ...]:
     """r, g, b, saturation (0-1) and grey (luma) float32 planes of a 3 x 3 median-filtered view,
     white-balanced on the glass colour (:func:`glass_rgb`) so a tinted background reads as white."""
@@ -80,6 +108,7 @@ def _drop_small(mask: np.ndarray, min_area: int) -> np.ndarray:
     return keep[labels]
 
 
+@_same_view
 def pen_mask(
     rgb: np.ndarray, colors: tuple[str, ...] = DEFAULT_PEN_COLORS, min_area: int = 3,
     grow: int = DEFAULT_PEN_GROW,
@@ -143,7 +172,7 @@ def pen_mask(
     if m.any():  # hysteresis: ink continues where the evidence weakens (dark tissue under it)
         n, labels = cv2.connectedComponents((weak | m).view(np.uint8), connectivity=8)
         seeded = np.zeros(n, bool)
-        seeded[np.unique(labels[m])] = True
+        seeded[labels[m]] = True
         seeded[0] = False
         m = seeded[labels]
     if not m.any():

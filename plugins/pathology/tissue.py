@@ -98,7 +98,7 @@ def tissue_mask(
         return strong
     n, labels = cv2.connectedComponents(weak.view(np.uint8), connectivity=8)
     seeded = np.zeros(n, bool)
-    seeded[np.unique(labels[strong])] = True
+    seeded[labels[strong]] = True
     seeded[0] = False
     mask = seeded[labels]
     if edge_ratio > 0:
