@@ -259,3 +259,13 @@ def test_score_hook_adds_blur_and_fractions():
     assert artefacts.gigapatch_score_patches(image=img, coords=coords, context=ctx) is None
     assert artefacts.gigapatch_score_pixels(patches=np.zeros((1, 256, 256, 3), np.uint8),
                                             context=ctx) is None
+
+
+def test_percentile_matches_numpy():
+    from gigapatch_pathology.artefacts import percentile
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 1000, 12345):
+        v = rng.normal(size=n).astype(np.float32)
+        for q in (0, 10, 50, 90, 100):
+            assert percentile(v, q) == pytest.approx(float(np.percentile(v, q)), abs=1e-6)

@@ -95,8 +95,19 @@ def glass_rgb(rgb: np.ndarray) -> np.ndarray:
     if len(a) == 0:
         return np.full(3, 255.0, np.float32)
     grey = a @ np.array([0.299, 0.587, 0.114], np.float32)
-    bright = a[grey >= np.percentile(grey, 90)]
+    bright = a[grey >= percentile(grey, 90)]
     return np.clip(np.median(bright, axis=0), 200.0, 255.0).astype(np.float32)
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear interpolation) through one ``np.partition``: the same
+    number, without the ``np.unique`` inside numpy's version that imports ``numpy.ma`` (~60 ms
+    of a 1 s command)."""
+    v = np.asarray(values).ravel()
+    pos = q / 100.0 * (len(v) - 1)
+    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+    part = np.partition(v, [lo, hi])
+    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))
 
 
 def _drop_small(mask: np.ndarray, min_area: int) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 from gigapatch import hookimpl
 
-from .artefacts import DEFAULT_PEN_COLORS, _channels, pen_mask
+from .artefacts import DEFAULT_PEN_COLORS, _channels, pen_mask, percentile
 
 DOMAINS = ("pathology",)
 
@@ -32,7 +32,7 @@ def glass_saturation(sat: np.ndarray, grey: np.ndarray) -> float:
         return 0.0
     step = max(1, int(np.sqrt(sat.size / 1e6)))  # ~1 M samples are plenty
     sat, grey = sat[::step, ::step], grey[::step, ::step]
-    bright = grey >= np.percentile(grey, 90)
+    bright = grey >= percentile(grey, 90)
     return float(np.clip(np.median(sat[bright]), 0, 40))
 
 
