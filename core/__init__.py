@@ -33,6 +33,7 @@ _LAZY: dict[str, str] = {
     "mask_fraction": "score",
     "integral_image": "score",
     "laplacian_variance": "score",
+    "batched_pixel_scores": "score",
     "tenengrad": "score",
     "otsu_saturation_mask": "mask",
     "refine_mask": "refine",

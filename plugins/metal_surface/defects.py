@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from gigapatch import hookimpl, read_patches
+from gigapatch import hookimpl
 
 from .settings import DOMAIN, settings
 
@@ -142,24 +142,15 @@ def defect_scores(
     ``{"local_contrast": (N,) float32 grey levels, "defect": (N,) float32}`` in ``coords``
     order (see the module docstring).
     """
+    from gigapatch import batched_pixel_scores
+
     c = np.asarray(coords).reshape(-1, 2)
-    contrast = np.zeros(len(c), np.float32)
     sigma = max(1.0, sigma_fraction * geometry.size)
-    idx: list[int] = []
-    buf: list[np.ndarray] = []
-
-    def flush() -> None:
-        if buf:
-            contrast[np.asarray(idx)] = local_contrast(np.stack(buf), sigma, percentile)
-            idx.clear()
-            buf.clear()
-
-    for i, patch in read_patches(image, c, geometry, workers=workers):
-        idx.append(int(i))
-        buf.append(patch)
-        if len(buf) >= batch:
-            flush()
-    flush()
+    scored = batched_pixel_scores(
+        image, c, geometry, lambda b: {"local_contrast": local_contrast(b, sigma, percentile)},
+        workers, batch=batch,
+    )
+    contrast = scored.get("local_contrast", np.zeros(len(c), np.float32))
     return {"local_contrast": contrast, "defect": relative_defect(contrast)}
 
 
