@@ -34,7 +34,9 @@ def mask_downsample_for(image: Image, config: Config, size_level0: int) -> float
     ds = min(ds, max(1.0, size_level0 / 4.0))
     # snap to a stored level up to 1.5x coarser: reading it as is beats decoding a level 4x
     # larger only to shrink it (and keeps memory flat)
-    stored = [d for d in image.level_downsamples if ds <= d <= 1.5 * ds and d <= size_level0 / 4.0]
+    # (level downsamples are ratios of rounded sizes: 64.02 is the 64 level)
+    stored = [d for d in image.level_downsamples
+              if ds * 0.98 <= d <= 1.5 * ds and d <= size_level0 / 4.0 * 1.02]
     return float(min(stored)) if stored else float(ds)
 
 
