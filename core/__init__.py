@@ -24,6 +24,7 @@ _LAZY: dict[str, str] = {
     "ResolutionError": "errors",
     "Config": "config",
     "load_config": "config",
+    "plugin_settings": "config",
     "PatchGeometry": "geometry",
     "resolve_geometry": "geometry",
     "Region": "segment",

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -147,6 +148,28 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def validate(model: type[M], data: Any, *, source: object = None, prefix: str = "") -> M:
+    """``model.model_validate(data)``, with a failure turned into one :class:`ConfigError` line:
+    ``"<source>: config key '<prefix><where>': <problem>"`` (the first problem pydantic found).
+
+    ``prefix`` names where ``data`` sits in the whole config (e.g. ``"plugin.satellite."``), so a
+    plugin validating its own settings reports the key the user wrote.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = (prefix + ".".join(str(p) for p in first["loc"])).rstrip(".")
+        src = f"{source}: " if source else ""
+        key = f"config key {where!r}: " if where else ""
+        raise ConfigError(f"{src}{key}{first['msg']}") from None
+
+
+def plugin_settings(config: Config, name: str, model: type[M]) -> M:
+    """A plugin's validated settings from ``config.plugin[name]`` (``{}`` when absent)."""
+    return validate(model, (config.plugin or {}).get(name) or {}, prefix=f"plugin.{name}.")
+
+
 def nest_dotted(overrides: dict[str, Any]) -> dict[str, Any]:
     """``{"patch.size": 512}`` -> ``{"patch": {"size": 512}}``; None values (unset flags) dropped."""
     nested: dict[str, Any] = {}
@@ -214,10 +237,4 @@ def load_config(
     data = deep_merge(data, file_data)
     data["domain"] = domain
     data = deep_merge(data, nest_dotted(overrides or {}))
-    try:
-        return Config.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        src = f"{file}: " if file else ""
-        raise ConfigError(f"{src}config key {where!r}: {first['msg']}") from None
+    return validate(Config, data, source=file)

@@ -11,9 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from ..errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -160,14 +158,9 @@ def validate_train_config(data: dict[str, Any] | TrainConfig, source: str | None
     """Validate a dict into a :class:`TrainConfig`; one-line :class:`ConfigError` otherwise."""
     if isinstance(data, TrainConfig):
         return data
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        src = f"{source}: " if source else ""
-        key = f"config key {where!r}: " if where else ""
-        raise ConfigError(f"{src}{key}{first['msg']}") from None
+    from ..config import validate
+
+    return validate(TrainConfig, data, source=source)
 
 
 def load_train_config(

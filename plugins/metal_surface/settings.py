@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from gigapatch import Config, ConfigError
+from gigapatch import Config, plugin_settings
 
 DOMAIN = "metal_surface"
 
@@ -39,10 +39,4 @@ def settings(config: Config) -> MetalSettings:
 
     Raises a one-line :class:`gigapatch.ConfigError` on an unknown key or a bad value.
     """
-    raw = (config.plugin or {}).get(DOMAIN) or {}
-    try:
-        return MetalSettings.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"config key 'plugin.metal_surface.{where}': {first['msg']}") from None
+    return plugin_settings(config, DOMAIN, MetalSettings)

@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from gigapatch import Config, ConfigError, hookimpl, mask_fraction
+from gigapatch import Config, hookimpl, mask_fraction, plugin_settings
 
 from .reader import lowres_extras
 
@@ -49,13 +49,7 @@ class SatelliteSettings(BaseModel):
 
 def settings(config: Config) -> SatelliteSettings:
     """The validated ``plugin.satellite`` settings of ``config``; one-line ConfigError if bad."""
-    raw = (config.plugin or {}).get(DOMAIN) or {}
-    try:
-        return SatelliteSettings.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"config key 'plugin.satellite.{where}': {first['msg']}") from None
+    return plugin_settings(config, DOMAIN, SatelliteSettings)
 
 
 # --------------------------------------------------------------------------- mask functions
