@@ -121,7 +121,7 @@ def tile_image(
     -------
     PatchSet of the kept patches (level-0 coords) with score columns and the rejected candidates.
     """
-    from .geometry import patches_inside, resolve_geometry
+    from .geometry import resolve_geometry
     from .place import grid_coords, optimal_coords
     from .plugins import get_plugin_manager
     from .score import ScoreContext, mask_fraction
@@ -150,8 +150,6 @@ def tile_image(
                 mask, ds, geom.size_level0, geom.stride_level0, dims, min_foreground=0.0,
                 edge=cfg.patch.edge,
             )
-        if cfg.patch.edge == "inside" and len(coords):
-            coords = coords[patches_inside(coords, geom.size_level0, dims)]
         scores: dict[str, np.ndarray] = {
             "foreground": mask_fraction(mask, coords, geom.size_level0, ds)
         }
@@ -205,7 +203,7 @@ def tile_image(
             )
         ps.attrs["seconds"] = round(time.perf_counter() - t0, 3)
         if out_dir is not None:
-            write_outputs(ps, image, rgb, cfg, Path(out_dir), extract=extract)
+            write_outputs(ps, image, rgb, cfg, Path(out_dir), extract=extract, geometry=geom)
         return ps
     finally:
         if opened:
@@ -244,10 +242,8 @@ def segment_regions(ps: PatchSet, cfg: Config) -> None:
 
 
 def _mpp_warnings(image: Image) -> list[str]:
-    try:
-        from .resolution import check_mpp
-    except ImportError:  # pragma: no cover
-        return []
+    from .resolution import check_mpp
+
     _, warnings = check_mpp(image)
     for w in warnings:
         log.warning("%s", w)
@@ -292,9 +288,11 @@ def _attrs(image: Image, cfg: Config, geom: Any, ds: float, fg_fraction: float) 
 
 
 def write_outputs(
-    ps: PatchSet, image: Image, rgb: np.ndarray, cfg: Config, out_dir: Path, extract: bool | None = None
+    ps: PatchSet, image: Image, rgb: np.ndarray, cfg: Config, out_dir: Path,
+    extract: bool | None = None, geometry: Any = None,
 ) -> dict[str, Path]:
-    """Write the h5, resolved config YAML, table, overlay (and patches) of one image."""
+    """Write the h5, resolved config YAML, table, overlay (and patches) of one image.
+    ``geometry``: the run's :class:`PatchGeometry` (resolved again from ``cfg`` when omitted)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     def named(suffix: str) -> Path:  # image ids may hold dots: never use with_suffix
         return out_dir / f"{ps.image_id}{suffix}"
@@ -324,7 +322,7 @@ def write_outputs(
         from .extract import extract_patches
         from .geometry import resolve_geometry
 
-        geom = resolve_geometry(image, cfg.patch)
+        geom = geometry or resolve_geometry(image, cfg.patch)
         extract_patches(
             image, ps.coords, geom, out_dir / ps.image_id,
             fmt=cfg.output.format, quality=cfg.output.quality, workers=cfg.output.workers,
