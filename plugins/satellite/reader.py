@@ -213,7 +213,7 @@ class RasterioImage(Image):
         if crs is not None and crs.is_projected:
             try:
                 factor = float(crs.linear_units_factor[1])
-            except Exception:  # noqa: BLE001 - a CRS without linear units
+            except Exception:  # a CRS without linear units
                 factor = None
             if factor is not None:
                 metres = (res[0] + res[1]) / 2 * factor
