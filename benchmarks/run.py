@@ -302,6 +302,13 @@ def child_inprocess(slide: Path, out: Path, workers: int, checks: int,
             sets[key] = ps.coords
         except Exception as e:
             res["errors"].append(f"tile_image ({placement}): {type(e).__name__}: {e}")
+    try:
+        from placement import placement_figures
+
+        for mf, f in placement_figures(slide, cfg).items():
+            res.update({f"place{mf}_{k}": v for k, v in f.items()})
+    except Exception as e:
+        res["errors"].append(f"placement: {type(e).__name__}: {e}")
     with open_image(slide, domain="pathology") as img:
         res["reader"] = img.reader_name
         geom = resolve_geometry(img, cfg.patch)
@@ -513,7 +520,7 @@ def make_table(results: list[dict[str, Any]], python_start: float) -> str:
     row("hs2p peak RSS, MB", one("hs2p_rss", n0))
     row(f"gigapatch peak RSS / {cols[0]}'s",
         lambda r: _f(_ratio(r.get("gp_rss"), base.get("gp_rss"))), "<= 1.2 (100k)")
-    row("patches kept: gigapatch (fg >= 0.5) / hs2p (tissue >= 0.01)", two("gp_n", "hs2p_n", n0))
+    row("patches kept: gigapatch (config min_foreground) / hs2p (tissue >= 0.01)", two("gp_n", "hs2p_n", n0))
     row("gigapatch mask: downsample / longer side, px", two("gp_mask_ds", "gp_mask_side", "{:.1f}",
                                                           n0))
     row("gigapatch default flags (sharpness, overlay), s / MB",
@@ -539,12 +546,20 @@ def make_table(results: list[dict[str, Any]], python_start: float) -> str:
         ">= 0.60")
     row("`tile --extract` whole process, s / peak MB",
         two("gp_extract_wall", "gp_extract_rss", "{:.2f}", n0))
-    row("placement grid: patches / coverage", two("grid_n", "grid_cov", n0, "{:.4f}"))
-    row("placement optimal: patches / coverage", two("opt_n", "opt_cov", n0, "{:.4f}"))
+    row("placement at the config min_foreground: grid patches / coverage", two("grid_n", "grid_cov", n0, "{:.4f}"))
+    row("  optimal placement: patches / coverage", two("opt_n", "opt_cov", n0, "{:.4f}"))
     row("optimal: fewer patches than grid, %",
         lambda r: _f(100 * (1 - r["opt_n"] / r["grid_n"])
                      if r.get("grid_n") and r.get("opt_n") is not None else None, "{:.1f}"),
         ">= 5 at >= coverage")
+    for mf in ("0.01", "0.5"):
+        row(f"placement at min_foreground {mf}: grid / optimal patches (coverage)",
+            lambda r, mf=mf: f"{_f(r.get(f'place{mf}_grid_n'), n0)} ({_f(r.get(f'place{mf}_grid_cov'), '{:.4f}')})"
+            f" / {_f(r.get(f'place{mf}_opt_n'), n0)} ({_f(r.get(f'place{mf}_opt_cov'), '{:.4f}')})")
+        row("  optimal saves, % / most ANY axis-aligned placement could save, % / CPU s",
+            lambda r, mf=mf: f"{_f(r.get(f'place{mf}_saved_pct'), '{:.1f}')} / "
+            f"{_f(r.get(f'place{mf}_bound_pct'), '{:.1f}')} / {_f(r.get(f'place{mf}_opt_cpu_s'))}",
+            ">= 5 at >= coverage")
     row("pixels vs OpenSlide: read_region, max abs diff",
         lambda r: _f((r.get("extract_grid_pix") or {}).get("read_maxdiff"), n0), "0")
     row("written JPEGs vs OpenSlide: max abs diff / PSNR dB (passthrough)",
