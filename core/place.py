@@ -1,5 +1,6 @@
-"""Patch placement on a foreground mask: a global grid, or a per-region phase search that covers
-the same foreground with fewer patches. All coordinates are level-0 pixels (top-left x, y).
+"""Patch placement on a foreground mask: a global grid, or a per-region placement (shelves,
+:mod:`gigapatch.cover`; or a phase search when patches overlap) that covers at least the same
+foreground with fewer patches. All coordinates are level-0 pixels (top-left x, y).
 
 A patch ``(x, y)`` covers ``[x, x + size_level0) x [y, y + size_level0)``; on a mask of
 downsample ``ds`` that is the mask box ``[x / ds, (x + size_level0) / ds)`` (same for y),
@@ -424,6 +425,26 @@ def _choose(bests: list[_Best]) -> list[np.ndarray]:
     return chosen
 
 
+def _shelf_or_grid(
+    m: np.ndarray, ds: float, size: int, stride: int, dims: tuple[int, int],
+    min_foreground: float, phases: int,
+) -> np.ndarray:
+    """Shelf layout covering at least the grid's foreground (the grid itself when no layout
+    does it with fewer patches)."""
+    from .cover import shelf_coords
+    from .score import box_sums
+
+    grid = grid_coords(m, ds, size, stride, dims, min_foreground=min_foreground)
+    if len(grid) == 0:
+        return grid
+    side = size / ds
+    x0, y0 = grid[:, 0] / ds, grid[:, 1] / ds
+    target = float(box_sums(_integral_table(m), x0, y0, x0 + side, y0 + side).sum())
+    steps = min(phases, max(1, int(np.ceil(side))))  # lattice steps of about a mask px or more
+    res = shelf_coords(m, ds, size, dims, min_foreground=min_foreground, target=target, steps=steps)
+    return grid if res is None or len(res[0]) >= len(grid) else res[0]
+
+
 def optimal_coords(
     mask: np.ndarray,
     mask_downsample: float,
@@ -436,25 +457,31 @@ def optimal_coords(
     shift_edges: bool = True,
     regions: list[Region] | None = None,
 ) -> np.ndarray:
-    """Patches placed per region with the grid phase that needs the fewest of them.
+    """The fewest patches, placed per region, that cover at least the grid's foreground.
 
-    The foreground is split into groups: connected regions, merged when closer than about one
-    patch, so that no patch can reach two groups and each group is searched on its own. For each
-    group, every grid phase ``(ox, oy)``, ``ox, oy`` in ``round(k * stride / phases)`` for
-    ``k = 0 .. phases - 1``, is evaluated, all x phases of a y phase at once: the cells meeting
-    the group whose foreground fraction is > 0 and >= ``min_foreground`` are kept, and the
-    foreground area under their union is measured exactly from the summed-area table. When rows
-    of patches cannot overlap (``stride >= size``) each row may also take its own x phase (and,
-    in the transposed search, each column its own y phase): a brick layout, chosen row by row
-    for a range of prices per patch (Lagrangian relaxation of "fewest patches for at least this
-    coverage").
+    The target is the foreground area (exact, from the summed-area table) under the patches
+    :func:`grid_coords` keeps at the same ``min_foreground``; every patch placed also holds
+    some foreground and at least ``min_foreground`` of its area, and lies inside ``dims``.
 
-    Phase (0, 0) of every group is exactly the global grid of :func:`grid_coords` (with
-    ``shift_edges=False``). The result is, among the candidates (each group on its own with
-    coverage >= its grid coverage; or all groups at one patch price), the one with the fewest
-    patches whose *total* foreground coverage is at least the global grid's (ties: more
-    coverage). So it never covers less foreground than the grid, and never uses more patches
-    (with ``shift_edges=False``; with it, the patches phase (0, 0) gains at image edges count).
+    Patches that do not overlap (``stride >= size``): shelf layouts
+    (:func:`gigapatch.cover.shelf_coords`): per group of nearby foreground (closer than about
+    a patch; groups whose layouts overlap are merged and solved again), strips one patch high
+    at any y holding patches at any x, or the same with vertical strips, on a lattice of
+    ``size / steps`` level-0 px
+    (``steps = min(phases, ceil(size / mask_downsample))``, so about a mask pixel or more)
+    anchored at (0, 0), which contains the grid when ``stride == size``. Exact dynamic
+    programmes give, for each price per patch, the layout maximising covered foreground minus
+    price x patches; a sweep of prices finds the fewest patches reaching the target, groups are
+    then traded greedily against the cover left over, and the patches bringing least foreground
+    are dropped while the cover stays above the target. The result never overlaps, and is the
+    grid itself if no layout beats it. ``shift_edges`` is not used (the lattice lies inside).
+
+    Overlapping patches (``stride < size``): per group, every grid phase ``(ox, oy)``, ``ox,
+    oy`` in ``round(k * stride / phases)``, ``k < phases``, of the stride grid (and, when rows
+    cannot overlap, one x phase per row, or per column), the kept cells of each measured
+    exactly; the fewest patches whose total cover is at least the grid's (phase (0, 0) of
+    every group is the grid). ``shift_edges``: patches that would overhang the image edge are
+    clamped to lie on it instead of being dropped.
 
     Parameters
     ----------
@@ -463,9 +490,8 @@ def optimal_coords(
     size_level0, stride_level0 : patch side and step in level-0 px.
     dims : (width, height) of level 0; every patch lies wholly inside it.
     min_foreground : minimum foreground fraction of a kept patch.
-    phases : phase steps per axis across one stride (``phases ** 2`` candidates per group).
-    shift_edges : patches that would overhang the image edge are shifted inward to lie on it
-        (clamped to ``[0, W - size]``) instead of being dropped.
+    phases : lattice steps per patch side (shelves), or phase steps per stride (phase search).
+    shift_edges : see above (phase search only).
     regions : when given, only foreground inside these regions counts.
 
     Returns
@@ -483,6 +509,8 @@ def optimal_coords(
     if w0 < size or h0 < size or not m.any():
         return empty
     ds = float(mask_downsample)
+    if stride >= size:
+        return _shelf_or_grid(m, ds, size, stride, (w0, h0), min_foreground, phases)
     side = size / ds
     box_area = side * side
     offsets = np.unique(np.round(np.arange(phases) * stride / phases).astype(np.int64))
