@@ -164,6 +164,16 @@ def open_builtin(path: Path) -> Image | None:
         return None
     if kind != "tiff":
         return PlainImage(path)
+    try:  # the common case, parsed once: a tiled or pyramidal TIFF the core decodes
+        image = TiffImage(path)
+    except ImageError:
+        pass  # decided (and the problem named) below, as for any other TIFF
+    else:
+        w, h = image.dimensions
+        if len(image.level_dimensions) > 1 or image._levels[0].tiled or w * h > MAX_PLAIN_PIXELS:
+            return image
+        image.close()
+        return PlainImage(path)
     import tifffile
 
     try:

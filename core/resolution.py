@@ -9,7 +9,6 @@ find; :func:`check_mpp` picks one and warns, naming each source and value, when 
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from .geometry import magnification_to_mpp
@@ -64,6 +63,8 @@ def _unit_um(unit: Any) -> float | None:
 
 def _ome_sizes(xml: str) -> dict[str, float]:
     """PhysicalSizeX/Y (in um) of the first OME ``Pixels`` element of an OME-XML string."""
+    import xml.etree.ElementTree as ET  # parsed only for OME files: not imported at start-up
+
     out: dict[str, float] = {}
     try:
         root = ET.fromstring(xml)

@@ -201,3 +201,12 @@ def test_manifest_gives_a_per_image_mpp(tmp_path: Path, pathology_dir: Path) -> 
     assert res.returncode == 0, res.stderr
     assert PatchSet.read(out / "tcga-cr-7395-01a-01-ts1.h5").attrs["mpp"] == 0.25
     assert PatchSet.read(out / "CMU-1-Small-Region.h5").attrs["mpp"] == pytest.approx(0.499)
+
+
+def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
+    """An unknown flag gets click's usage message and exit code 2, not a generic error line."""
+    res = run_cli("tile", str(tmp_path), "--no-such-flag")
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "No such option: --no-such-flag" in res.stderr
+    assert "Usage:" in res.stderr

@@ -3,9 +3,9 @@
 Nothing heavy is imported here: torch, timm and sklearn load only when a command runs. Training
 goes through the ``gigapatch_train`` hook (the built-in default is the timm trainer), so a domain
 plugin can bring its own. Progress bars are drawn here, from the library's log records.
+No ``from __future__ import annotations``: typer would evaluate the string annotations of
+every command on every run of any command.
 """
-
-from __future__ import annotations
 
 import json
 import logging

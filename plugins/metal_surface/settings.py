@@ -14,7 +14,7 @@ DOMAIN = "metal_surface"
 class MetalSettings(BaseModel):
     """Metal-vs-background masking and defect scoring settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # schema built on first use
 
     background: Literal["dark", "bright", "none"] = Field(
         "dark", description="the scanner background; 'none' = the scan is all metal"

@@ -3,8 +3,11 @@
 The core's :class:`gigapatch.TiffImage` is the fast path for Aperio SVS and generic / OME tiled
 TIFF, so the hook declines those (returns None) whenever the core can decode them; it opens
 everything else OpenSlide recognises (Hamamatsu NDPI/VMS, MIRAX, Leica SCN, Philips TIFF,
-Ventana BIF, DICOM, Sakura, Zeiss...). ``READERS`` lets ``open_image(path, reader="openslide")``
-force OpenSlide for any file, TIFF included, without the core importing this plugin.
+Ventana BIF, DICOM, Sakura, Zeiss...). Plain PNG / JPEG / BMP files and TIFFs without any
+other OpenSlide vendor's marks are declined from their first bytes and tags alone
+(:func:`core_reads`), so a run on them never imports OpenSlide (~25 ms of start-up with PIL).
+``READERS`` lets ``open_image(path, reader="openslide")`` force OpenSlide for any file, TIFF
+included, without the core importing this plugin.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from gigapatch import Image, ImageError, TiffImage, hookimpl
 
 #: OpenSlide vendors whose files the core tifffile reader handles itself (when it can decode them)
 CORE_VENDORS = frozenset({"aperio", "generic-tiff"})
+#: first-page marks of the TIFF-based formats OpenSlide reads as a vendor outside CORE_VENDORS:
+#: the NDPI tag (Hamamatsu), XMP (Ventana BIF), an XML ImageDescription (Leica SCN, Philips TIFF;
+#: OME-TIFF too, which then takes the OpenSlide check), the Software of Trestle and Philips
+NDPI_TAG, XMP_TAG = 65420, 700
+OTHER_VENDOR_SOFTWARE = ("MedScan", "Philips", "Ventana", "ScanOutputManager")
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: headers of PNG, JPEG and BMP files: no OpenSlide format starts like these
+_PLAIN_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"BM")
 
 
 class OpenSlideImage(Image):
@@ -125,9 +136,39 @@ def gigapatch_readers() -> dict:
     return READERS
 
 
+def core_reads(path: str | Path) -> bool:
+    """True when OpenSlide would leave ``path`` to the core, told without importing OpenSlide:
+    a plain PNG / JPEG / BMP, or a TIFF with none of the marks of OpenSlide's other TIFF-based
+    vendors (so OpenSlide would call it aperio, generic-tiff or nothing) that the core decodes.
+    False means "ask OpenSlide" (whose answer is the same for every file this says True to)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    if head.startswith(_PLAIN_MAGIC):
+        return True
+    if head not in _TIFF_MAGIC:
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages.first
+            if (NDPI_TAG in page.tags or XMP_TAG in page.tags
+                    or page.description.lstrip().startswith("<")
+                    or page.software.startswith(OTHER_VENDOR_SOFTWARE)):
+                return False
+    except Exception:  # a broken TIFF: OpenSlide (and then the core) say why
+        return False
+    return TiffImage.supports(path)
+
+
 @hookimpl
 def gigapatch_open_image(path: Path, domain: str | None) -> Image | None:
     """OpenSlide for the slide formats the core does not read; None for the rest."""
+    if core_reads(path):
+        return None  # the core's reader (trylast) takes it, and OpenSlide is never imported
     try:
         import openslide
     except ImportError:  # pragma: no cover

@@ -31,7 +31,7 @@ MASK_NAMES = ("cloud", "water")
 class SatelliteSettings(BaseModel):
     """``plugin.satellite`` settings (unknown keys are errors)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # schema built on first use
 
     exclude: list[Literal["cloud", "water"]] = Field(
         default_factory=lambda: ["cloud", "water"],

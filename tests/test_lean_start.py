@@ -1,0 +1,136 @@
+"""Lean start: a ``gigapatch tile`` run imports only what it uses.
+
+Whole-process time on a slide is mostly Python start-up and imports (the mask and coordinates of a
+40k px slide take well under 0.1 s once the modules are loaded), so a stray top-level import shows
+up in every run. These tests run the real CLI in a subprocess and look at ``sys.modules`` after it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gigapatch.tiffwrite import write_pyramidal_tiff
+
+#: never needed by a quiet ``tile`` run of a TIFF slide without --extract / --overlay / --geojson
+NOT_IMPORTED = (
+    "torch", "timm", "sklearn", "rasterio", "dask", "skimage", "shapely", "scipy", "pandas",
+    "pyarrow", "matplotlib", "openslide", "PIL", "rich", "xml",
+)
+
+#: runs the console entry point, then prints the top-level modules it loaded as JSON
+RUN_CLI = """
+import json, sys
+from gigapatch.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    if e.code:
+        raise
+print("MODULES " + json.dumps(sorted({m.split('.')[0] for m in sys.modules})))
+"""
+
+
+def _loaded_by_tile(slide: Path, out: Path, *flags: str) -> set[str]:
+    res = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, "tile", str(slide), "--out", str(out), "--domain",
+         "pathology", "--quiet", "--no-sharpness", "--no-overlay", *flags],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("MODULES "))
+    return set(json.loads(line.removeprefix("MODULES ")))
+
+
+@pytest.fixture(scope="module")
+def small_svs(tmp_path_factory) -> Path:
+    """A 2048 px Aperio-style tiled JPEG pyramid: pinkish tissue disc on white glass."""
+    yy, xx = np.mgrid[:2048, :2048]
+    tissue = (xx - 900) ** 2 + (yy - 1100) ** 2 < 700**2
+    rng = np.random.default_rng(0)
+    rgb = np.full((2048, 2048, 3), 242, np.uint8)
+    rgb[tissue] = (np.array([200, 110, 170]) + rng.integers(-20, 20, (int(tissue.sum()), 3))
+                   ).clip(0, 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("lean") / "small.svs"
+    return write_pyramidal_tiff(path, rgb, downsamples=(4, 16), mpp=0.5, magnification=20, svs=True)
+
+
+def test_tile_run_imports_nothing_it_does_not_use(small_svs: Path, tmp_path: Path) -> None:
+    loaded = _loaded_by_tile(small_svs, tmp_path)
+    for stem in ("small.h5", "small.csv", "small.yaml", "summary.csv"):  # the run did its work
+        assert (tmp_path / stem).is_file(), sorted(p.name for p in tmp_path.iterdir())
+    assert {"numpy", "h5py", "tifffile", "gigapatch_pathology"} <= loaded  # the probe sees imports
+    assert loaded.isdisjoint(NOT_IMPORTED), sorted(loaded & set(NOT_IMPORTED))
+
+
+def test_real_svs_is_read_without_openslide(pathology_dir: Path, tmp_path: Path) -> None:
+    """The pathology plugin leaves Aperio SVS to the core's tifffile reader without asking
+    OpenSlide (its import costs ~25 ms of every run, with PIL)."""
+    loaded = _loaded_by_tile(pathology_dir / "CMU-1-Small-Region.svs", tmp_path)
+    assert (tmp_path / "CMU-1-Small-Region.h5").is_file()
+    assert "openslide" not in loaded and "PIL" not in loaded
+
+
+def _openslide_declines(path: Path) -> bool:
+    """The plugin's decision through OpenSlide itself: no vendor, or a vendor the core reads
+    (aperio, generic-tiff) in a file the core decodes."""
+    import openslide
+
+    from gigapatch import TiffImage
+    from gigapatch_pathology.reader import CORE_VENDORS
+
+    try:
+        vendor = openslide.OpenSlide.detect_format(str(path))
+    except (openslide.OpenSlideError, OSError, ValueError):
+        return True
+    return vendor is None or (vendor in CORE_VENDORS and TiffImage.supports(path))
+
+
+def test_core_reads_agrees_with_openslide(pathology_dir: Path, tmp_path: Path) -> None:
+    """Every file the header test hands to the core is one OpenSlide would have handed to the
+    core too; files it is unsure of go to OpenSlide as before."""
+    pytest.importorskip("openslide")
+    import cv2
+    import tifffile
+
+    from gigapatch_pathology.reader import core_reads
+
+    rgb = np.random.default_rng(1).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "tiled.tif", rgb, tile=(128, 128), photometric="rgb")
+    tifffile.imwrite(tmp_path / "strips.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "u16.tif", rgb.astype(np.uint16) * 257, tile=(128, 128),
+                     photometric="rgb")  # tiled, but 16-bit: OpenSlide's, not the core's
+    tifffile.imwrite(tmp_path / "xmp.tif", rgb, tile=(128, 128), photometric="rgb",
+                     extratags=[(700, 1, None, b"<x:xmpmeta><iScan/></x:xmpmeta>", True)])
+    for ext in ("png", "jpg", "bmp"):
+        cv2.imwrite(str(tmp_path / f"plain.{ext}"), rgb)
+    (tmp_path / "text.txt").write_text("not an image")
+    files = sorted(pathology_dir.glob("*.svs")) + sorted(pathology_dir.glob("*.tif*"))
+    files += sorted(p for p in tmp_path.iterdir() if p.is_file())
+    decided = {}
+    for f in files:
+        decided[f.name] = core_reads(f)
+        if decided[f.name]:
+            assert _openslide_declines(f), f.name
+    # the fast path is taken where it matters, and the unsure cases still ask OpenSlide
+    assert decided["CMU-1-Small-Region.svs"] and decided["tiled.tif"] and decided["plain.png"]
+    assert not decided["u16.tif"] and not decided["xmp.tif"] and not decided["text.txt"]
+
+
+def test_main_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    """``main`` collects less often while it runs (start-up allocates ~10^5 long-lived objects)
+    and restores the caller's thresholds, also when it exits with an error."""
+    import gc
+
+    from gigapatch.cli import main
+
+    before = gc.get_threshold()
+    with pytest.raises(SystemExit) as e:
+        main(["tile", str(tmp_path / "missing.svs"), "--out", str(tmp_path), "--quiet"])
+    assert e.value.code == 2  # one-line error, as before
+    assert gc.get_threshold() == before and gc.isenabled()
