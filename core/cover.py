@@ -298,7 +298,9 @@ def _layouts(
     pick = _improve(n, c, np.full(len(groups), i), target)
     # the same, one strip at a time, on the strips of every group's layout
     parts = [gr.strips(int(k), bool(v[g, k])) for g, (gr, k) in enumerate(zip(groups, pick))]
-    sn, sc = np.vstack([p[1] for p in parts]), np.vstack([p[2] for p in parts])
+    k_all = n.shape[1]  # a group without strips gives (0, 0) arrays: keep the price axis
+    sn = np.vstack([p[1].reshape(-1, k_all) for p in parts])
+    sc = np.vstack([p[2].reshape(-1, k_all) for p in parts])
     ks = _improve(sn, sc, np.repeat(pick, [len(p[0]) for p in parts]), target)
     ends = np.cumsum([len(p[0]) for p in parts])[:-1]
     out = [
