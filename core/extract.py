@@ -196,7 +196,7 @@ class _ShardWriter:
             path = self.out_dir / f"shard-{len(self.paths):06d}.tar"
             self.paths.append(path)
             self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
+            self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)
             self._count = 0
         info = tarfile.TarInfo(name)
         info.size, info.mode = len(data), 0o644

@@ -13,7 +13,6 @@ import math
 import os
 import struct
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,9 +23,7 @@ import numpy as np
 
 from .errors import GigapatchError, ImageError
 from .image import Image
-
-#: default byte budget of a TiffImage's decoded-tile cache
-DEFAULT_CACHE_BYTES = 64 << 20
+from .tilecache import DEFAULT_CACHE_BYTES, TileCache
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _JPEG_COMPRESSIONS = (6, 7)
@@ -39,74 +36,6 @@ _region_pool_lock = threading.Lock()
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-# ---------------------------------------------------------------------------- tile cache
-class TileCache:
-    """A thread-safe LRU of decoded tiles, bounded in bytes.
-
-    Concurrent misses on the same key decode once: the other callers wait for the first.
-    ``decoded`` counts loads (tile decodes), ``hits`` counts cache hits.
-    """
-
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
-        self.max_bytes = int(max_bytes)
-        self._data: OrderedDict[Any, np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self._inflight: dict[Any, threading.Event] = {}
-        self.hits = 0
-        self.decoded = 0
-
-    def get(self, key: Any, load: Callable[[], np.ndarray], store: bool = True) -> np.ndarray:
-        """The cached value of ``key``, calling ``load()`` on a miss (stored unless ``store`` is False)."""
-        while True:
-            with self._lock:
-                value = self._data.get(key)
-                if value is not None:
-                    self._data.move_to_end(key)
-                    self.hits += 1
-                    return value
-                event = self._inflight.get(key)
-                owner = event is None
-                if owner:
-                    event = self._inflight[key] = threading.Event()
-            if not owner:
-                event.wait()
-                continue
-            try:
-                value = load()
-                with self._lock:
-                    self.decoded += 1
-                    if store and value.nbytes <= self.max_bytes:
-                        self._data[key] = value
-                        self._bytes += value.nbytes
-                        self._evict()
-                return value
-            finally:
-                with self._lock:
-                    self._inflight.pop(key, None)
-                event.set()
-
-    def _evict(self) -> None:
-        while self._bytes > self.max_bytes and self._data:
-            _, old = self._data.popitem(last=False)
-            self._bytes -= old.nbytes
-
-    def resize(self, max_bytes: int) -> None:
-        with self._lock:
-            self.max_bytes = int(max_bytes)
-            self._evict()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self._bytes = 0
-
-    def info(self) -> dict[str, int]:
-        with self._lock:
-            return {"hits": self.hits, "decoded": self.decoded, "tiles": len(self._data),
-                    "bytes": self._bytes, "max_bytes": self.max_bytes}
 
 
 # ---------------------------------------------------------------------------- pixel conversion
@@ -596,6 +525,15 @@ class TiffImage(Image):
         """Grow the tile cache to at least ``nbytes`` (never shrinks it)."""
         if nbytes > self.cache.max_bytes:
             self.cache.resize(nbytes)
+
+    def read_level_downsampled(self, downsample: float) -> np.ndarray:
+        """As :meth:`Image.read_level_downsampled`; the tiles of the level it read are then
+        dropped from the cache (a whole-level view is read once; patches come from level 0)."""
+        level = self.get_best_level_for_downsample(downsample)
+        try:
+            return super().read_level_downsampled(downsample)
+        finally:
+            self.cache.discard(lambda key: key[0] != level)
 
     def read_region(
         self, location: tuple[int, int], level: int, size: tuple[int, int]

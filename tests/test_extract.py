@@ -111,7 +111,7 @@ def test_order_independence_and_indices(jpeg_tiff: Path) -> None:
         many = dict(read_patches(im, coords, g, workers=4))
         arr = patches_to_array(im, coords, g, workers=3)
     assert sorted(one) == sorted(many) == list(range(len(coords)))
-    for i, (x, y) in enumerate(coords):
+    for i in range(len(coords)):
         np.testing.assert_array_equal(one[i], many[i])
         np.testing.assert_array_equal(arr[i], one[i])
     with TiffImage(jpeg_tiff) as im:
