@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 _AREA_EPS = 1e-6
 #: cells of the grid evaluated per block of rows (bounds memory on huge images)
 _ROW_BLOCK = 256
+#: mask rows rasterised at a time by :func:`coverage_report`
+_COVER_BAND = 256
 
 
 def _check(mask: np.ndarray, mask_downsample: float, size: int, stride: int) -> np.ndarray:
@@ -562,8 +564,7 @@ def coverage_report(
 
     Each box is rasterised to the mask pixels whose centres it contains (mask pixel j is in
     ``[x0, x1)`` when ``x0 <= j + 0.5 < x1``; exact when boxes align with mask pixels) and counted
-    with a 2-D difference array (corners summed with ``np.bincount``/``np.add.at``, then a
-    summed-area table).
+    with a 2-D difference array integrated in place, a band of rows at a time.
 
     Returns
     -------
@@ -572,27 +573,36 @@ def coverage_report(
     patch), ``n_patches``, ``foreground_px`` (foreground mask pixels) and ``covered_px``
     (foreground mask pixels covered).
     """
-    m = np.asarray(mask) != 0
+    m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {m.shape}")
     c = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     h, w = m.shape
     ds = float(mask_downsample)
     fg = int(np.count_nonzero(m))
-    count = np.zeros((h, w), np.float32)
+    covered = n_any = n_multi = 0
     if len(c) and h and w:
         j0 = np.clip(np.ceil(c[:, 0] / ds - 0.5), 0, w).astype(np.int64)
         j1 = np.clip(np.ceil((c[:, 0] + size_level0) / ds - 0.5), 0, w).astype(np.int64)
         i0 = np.clip(np.ceil(c[:, 1] / ds - 0.5), 0, h).astype(np.int64)
         i1 = np.clip(np.ceil((c[:, 1] + size_level0) / ds - 0.5), 0, h).astype(np.int64)
         ok = (j1 > j0) & (i1 > i0)
-        count = _box_counts((h + 1, w + 1), i0[ok], i1[ok], j0[ok], j1[ok])[:h, :w]
-    covered_any = count > 0
-    covered = int(np.count_nonzero(covered_any & m))
-    n_any = int(np.count_nonzero(covered_any))
+        j0, j1, i0, i1 = j0[ok], j1[ok], i0[ok], i1[ok]
+        # bands of rows, so that the counts never cover the whole mask at once
+        for b0 in range(0, h, _COVER_BAND):
+            b1 = min(h, b0 + _COVER_BAND)
+            sel = (i0 < b1) & (i1 > b0)
+            if not sel.any():
+                continue
+            r0, r1 = np.clip(i0[sel], b0, b1) - b0, np.clip(i1[sel], b0, b1) - b0
+            count = _box_counts((b1 - b0 + 1, w + 1), r0, r1, j0[sel], j1[sel])[:-1, :-1]
+            hit = count > 0
+            n_any += int(np.count_nonzero(hit))
+            covered += int(np.count_nonzero(hit & (m[b0:b1] != 0)))
+            n_multi += int(np.count_nonzero(count > 1))
     return {
         "coverage": covered / fg if fg else 0.0,
-        "overlap": int(np.count_nonzero(count > 1)) / n_any if n_any else 0.0,
+        "overlap": n_multi / n_any if n_any else 0.0,
         "n_patches": len(c),
         "foreground_px": fg,
         "covered_px": covered,
