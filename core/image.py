@@ -13,6 +13,11 @@ from typing import Any
 
 import numpy as np
 
+#: source bytes per band of :meth:`Image.read_level_downsampled`, resizing (the bands set the
+#: resized numbers: changing this changes views) and copying a stored level as is
+RESIZE_BAND_BYTES = 32e6
+COPY_BAND_BYTES = 4e6
+
 
 class Image(ABC):
     """A (possibly pyramidal) image read by region. Subclasses fill in the abstract members."""
@@ -103,8 +108,10 @@ class Image(ABC):
     def read_level_downsampled(self, downsample: float) -> np.ndarray:
         """The whole image at (about) ``downsample``, read from the best level and resized.
 
-        Reads in horizontal bands so that a big level is never held whole. Returns an (h, w, 3)
-        uint8 array of shape (ceil(H0 / downsample), ceil(W0 / downsample)).
+        Reads in horizontal bands so that a big level is never held whole (bands of ~32 MB of
+        source when resizing, ~4 MB when a stored level is copied as is), and resizes each band
+        straight into the output. Returns an (h, w, 3) uint8 array of shape
+        (ceil(H0 / downsample), ceil(W0 / downsample)).
         """
         import cv2
 
@@ -115,18 +122,27 @@ class Image(ABC):
         lds = self.level_downsamples[level]
         lw, lh = self.level_dimensions[level]
         out = np.empty((out_h, out_w, 3), np.uint8)
-        # band of output rows whose source is at most ~32 MB
-        rows_per_band = max(1, int(32e6 / max(1, lw * 3 * (downsample / lds))))
+        # band of output rows whose source is at most ~32 MB (the bands of a resize set its
+        # numbers: keep them); a stored level read as is (same size) goes in ~4 MB bands
+        copy = (lw, lh) == (out_w, out_h)
+        budget = COPY_BAND_BYTES if copy else RESIZE_BAND_BYTES
+        rows_per_band = max(1, int(budget / max(1, lw * 3 * (downsample / lds))))
         for oy in range(0, out_h, rows_per_band):
             oh = min(rows_per_band, out_h - oy)
-            y0 = int(round(oy * downsample / lds))
-            y1 = min(lh, int(round((oy + oh) * downsample / lds)))
-            y1 = max(y1, y0 + 1)
-            band = self.read_region((0, int(round(y0 * lds))), level, (lw, y1 - y0))
-            if band.shape[:2] == (oh, out_w):
-                out[oy : oy + oh] = band
+            if copy:  # the level is the output grid
+                y0, y1 = oy, oy + oh
             else:
-                out[oy : oy + oh] = cv2.resize(band, (out_w, oh), interpolation=cv2.INTER_AREA)
+                y0 = int(round(oy * downsample / lds))
+                y1 = min(lh, int(round((oy + oh) * downsample / lds)))
+                y1 = max(y1, y0 + 1)
+            # level-0 y whose level row (floor(y / lds), as readers take it) is y0
+            band = self.read_region((0, math.ceil(y0 * lds)), level, (lw, y1 - y0))
+            dst = out[oy : oy + oh]
+            if band.shape[:2] == (oh, out_w):
+                dst[...] = band
+            else:
+                cv2.resize(band, (out_w, oh), dst=dst, interpolation=cv2.INTER_AREA)
+            del band
         return out
 
     def get_thumbnail(self, max_size: int | tuple[int, int] = 1024) -> np.ndarray:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,59 +40,164 @@ FOCUS_FLOOR = 0.3
 REFERENCE_FOREGROUND = 0.9
 
 
+#: pixels per band of the per-pixel passes: their float32 temporaries stay a few MB whatever the
+#: size of the view (the outputs are the only full-size arrays)
+BAND_PIXELS = 1 << 16
+_GREY = np.array([0.299, 0.587, 0.114], np.float32)
+#: the last read-only view keyed by identity (see :func:`_view_key`)
+_last_view: dict[str, Any] = {}
+
+
+def _view_key(a: np.ndarray) -> tuple[Any, ...]:
+    """Key of a view's pixels for the per-view caches.
+
+    A read-only array that owns its pixels (the pipeline freezes its low-resolution view) cannot
+    change: it is keyed by identity, with a number never reused (a weak reference tells that it
+    is still the same object), and is not hashed at all. Other arrays are keyed by a hash of
+    their bytes with shape and dtype (not by id, which Python reuses).
+    """
+    ref = _last_view.get("ref")
+    if ref is not None and ref() is a and not a.flags.writeable:
+        return _last_view["key"]
+    if a.base is None and not a.flags.writeable:
+        _last_view["n"] = n = _last_view.get("n", 0) + 1
+        key: tuple[Any, ...] = ("frozen", n)
+        _last_view.update(ref=weakref.ref(a), key=key)
+        return key
+    return (hashlib.sha256(a.data).digest(), a.shape, a.dtype.str)
+
+
 def _same_view(fn):
     """Remember ``fn``'s last result for the same pixels and arguments.
 
     The tissue, pen and score hooks of one slide all look at the same low-resolution view; this
-    computes its channels and ink once instead of four and two times. The key is a hash of the
-    pixels (not the array's id, which Python reuses), and results are read-only so no caller can
-    change what the next one gets.
+    computes its glass colour and ink once instead of several times (key: :func:`_view_key`).
+    Results are read-only so no caller can change what the next one gets; the previous result is
+    dropped before a new one is computed.
     """
     last: dict[str, Any] = {}
 
     signature = inspect.signature(fn)
 
-    @functools.wraps(fn)
-    def wrapper(rgb: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+    def lookup(rgb: np.ndarray, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """``(key, remembered result or None)`` of a call."""
         a = np.ascontiguousarray(rgb)
         bound = signature.bind(a, *args, **kwargs)  # f(x, 1) and f(x, b=1) are one call
         bound.apply_defaults()
         params = tuple((k, v) for k, v in bound.arguments.items() if v is not a)
-        key = (hashlib.blake2b(a.data, digest_size=16).digest(), a.shape, a.dtype.str, params)
-        if last.get("key") != key:
-            out = fn(a, *args, **kwargs)
-            for arr in out if isinstance(out, tuple) else (out,):
-                arr.setflags(write=False)
-            last.update(key=key, value=out)
-        return last["value"]
+        key = (_view_key(a), params)
+        return key, (last["value"] if last.get("key") == key else None)
 
+    def store(key: Any, out: Any) -> Any:
+        """Remember ``out`` as the result of the call ``key`` stands for (read-only)."""
+        last.clear()
+        for arr in out if isinstance(out, tuple) else (out,):
+            if isinstance(arr, np.ndarray):
+                arr.setflags(write=False)
+        last.update(key=key, value=out)
+        return out
+
+    @functools.wraps(fn)
+    def wrapper(rgb: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        key, out = lookup(rgb, *args, **kwargs)
+        if out is None:
+            last.clear()
+            out = store(key, fn(np.ascontiguousarray(rgb), *args, **kwargs))
+        return out
+
+    # a caller that computes the same result on its way (tissue_mask and the ink) shares it
+    wrapper.lookup, wrapper.store = lookup, store  # type: ignore[attr-defined]
     return wrapper
 
 
+def _bands(h: int, w: int, multiple: int = 1) -> Iterator[tuple[int, int]]:
+    """Row ranges ``(y0, y1)`` of about :data:`BAND_PIXELS` pixels (``y0`` a multiple of ``multiple``)."""
+    rows = max(1, BAND_PIXELS // max(w, 1))
+    rows = max(multiple, rows // multiple * multiple)
+    for y0 in range(0, h, rows):
+        yield y0, min(h, y0 + rows)
+
+
+def _median_band(a: np.ndarray, y0: int, y1: int) -> np.ndarray:
+    """Rows ``y0:y1`` of the 3 x 3 median of ``a`` (h, w, 3) uint8, computed from those rows and one
+    on each side: the same pixels as filtering the whole view (no median below 3 x 3 views)."""
+    import cv2
+
+    h, w = a.shape[:2]
+    if min(h, w) < 3:
+        return a[y0:y1]
+    s0, s1 = max(0, y0 - 1), min(h, y1 + 1)
+    return cv2.medianBlur(np.ascontiguousarray(a[s0:s1]), 3)[y0 - s0 : y1 - s0]
+
+
 @_same_view
-def _channels(rgb: np.ndarray, balance: bool = True) -> tuple[np.ndarray, ...]:
-    """r, g, b, saturation (0-1) and grey (luma) float32 planes of a 3 x 3 median-filtered view,
-    white-balanced on the glass colour (:func:`glass_rgb`) so a tinted background reads as white."""
+def _glass(rgb: np.ndarray) -> np.ndarray:
+    """:func:`glass_rgb` of the 3 x 3 median-filtered view (shared by the channel passes)."""
     import cv2
 
     a = np.ascontiguousarray(np.asarray(rgb)[:, :, :3])
     if min(a.shape[:2]) >= 3:
         a = cv2.medianBlur(a, 3)
-    f = a.astype(np.float32)
-    if balance and f.size:
-        f *= 255.0 / glass_rgb(a)
+    return glass_rgb(a)
+
+
+def _view_bands(rgb: np.ndarray, balance: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Band by band, ``(y0, y1, f)``: ``f`` (y1 - y0, w, 3) float32 pixels of the 3 x 3
+    median-filtered view, white-balanced on the glass colour (:func:`glass_rgb`)."""
+    a = np.asarray(rgb)[:, :, :3]
+    h, w = a.shape[:2]
+    scale = 255.0 / _glass(rgb) if balance and a.size else None
+    for y0, y1 in _bands(h, w):
+        f = _median_band(a, y0, y1).astype(np.float32)
+        if scale is not None:
+            f *= scale
+        yield y0, y1, f
+
+
+def _max_min_sat(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Max and min channel and saturation ``(max - min) / max(max, 1)`` of (h, w, 3) float32."""
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    # in place, one plane at a time: a 4096^2 view must not cost a gigabyte
     mx = np.maximum(r, g)  # element-wise beats a reduction over a length-3 last axis
     np.maximum(mx, b, out=mx)
-    sat = np.minimum(r, g)
-    np.minimum(sat, b, out=sat)
-    np.subtract(mx, sat, out=sat)
-    np.maximum(mx, 1.0, out=mx)
-    np.divide(sat, mx, out=sat)
-    del mx
-    grey = f @ np.array([0.299, 0.587, 0.114], np.float32)
-    return r, g, b, sat, grey
+    mn = np.minimum(r, g)
+    np.minimum(mn, b, out=mn)
+    sat = mx - mn
+    np.divide(sat, np.maximum(mx, 1.0), out=sat)
+    return mx, mn, sat
+
+
+@_same_view
+def _channels(rgb: np.ndarray, balance: bool = True) -> tuple[np.ndarray, ...]:
+    """r, g, b, saturation (0-1) and grey (luma) float32 planes of a 3 x 3 median-filtered view,
+    white-balanced on the glass colour (:func:`glass_rgb`) so a tinted background reads as white.
+
+    Computed band by band (:func:`_view_bands`): the five planes (20 bytes per pixel) are the only
+    full-size arrays. The tissue and pen masks do not need them (they keep less per pixel).
+    """
+    a = np.asarray(rgb)
+    h, w = a.shape[:2]
+    f = np.empty((h, w, 3), np.float32)
+    sat = np.empty((h, w), np.float32)
+    grey = np.empty((h, w), np.float32)
+    for y0, y1, fb in _view_bands(a, balance):
+        f[y0:y1] = fb
+        sat[y0:y1] = _max_min_sat(fb)[2]
+        grey[y0:y1] = fb @ _GREY
+    return f[..., 0], f[..., 1], f[..., 2], sat, grey
+
+
+@_same_view
+def _sat_grey(rgb: np.ndarray, balance: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The saturation and grey planes of :func:`_channels` (the same numbers), computed band by
+    band: 8 bytes per pixel instead of 20, for callers that need only these two."""
+    a = np.asarray(rgb)
+    h, w = a.shape[:2]
+    sat = np.empty((h, w), np.float32)
+    grey = np.empty((h, w), np.float32)
+    for y0, y1, f in _view_bands(a, balance):
+        sat[y0:y1] = _max_min_sat(f)[2]
+        grey[y0:y1] = f @ _GREY
+    return sat, grey
 
 
 def glass_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -98,23 +205,81 @@ def glass_rgb(rgb: np.ndarray) -> np.ndarray:
     at least 200 (a slide filled with tissue then falls back to near white)."""
     a = np.asarray(rgb)[:, :, :3]
     step = max(1, int(np.sqrt(a.shape[0] * a.shape[1] / 1e6)))  # ~1 M samples are plenty
-    a = a[::step, ::step].reshape(-1, 3).astype(np.float32)
-    if len(a) == 0:
+    a = a[::step, ::step]
+    h, w = a.shape[:2]
+    if h * w == 0:
         return np.full(3, 255.0, np.float32)
-    grey = a @ np.array([0.299, 0.587, 0.114], np.float32)
-    bright = a[grey >= percentile(grey, 90)]
-    return np.clip(np.median(bright, axis=0), 200.0, 255.0).astype(np.float32)
+    # grey (float32, as one (n, 3) @ (3,) product: banded gives the same numbers) and its
+    # 90th percentile without a copy; no (n, 3) float copy of the view
+    grey = np.empty(h * w, np.float32)
+    for y0, y1 in _bands(h, w):
+        grey[y0 * w : y1 * w] = a[y0:y1].reshape(-1, 3).astype(np.float32) @ _GREY
+    bright = grey >= _percentile_nonneg(grey, 90)
+    del grey
+    px = (a.reshape(-1, 3) if a.flags.c_contiguous else a.copy().reshape(-1, 3))[bright]
+    return np.clip([_median(px[:, c]) for c in range(3)], 200.0, 255.0).astype(np.float32)
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median(values)`` (the same number: the middle value, or the mean of the two middle
+    ones) without its NaN check, which imports ``numpy.ma`` (~20-60 ms of a short command)."""
+    v = np.array(values).ravel()
+    n = len(v)
+    if n == 0:
+        return float("nan")
+    mid = n // 2
+    if n % 2:
+        v.partition(mid)
+        return float(v[mid])
+    v.partition([mid - 1, mid])
+    return float(np.mean(v[mid - 1 : mid + 1]))
+
+
+def _percentile_nonneg(values: np.ndarray, q: float) -> float:
+    """:func:`percentile` of float32 values >= 0 without copying or reordering them.
+
+    The IEEE bit patterns of non-negative floats sort like the values: a histogram of their upper
+    16 bits finds the bucket of each wanted rank, and only that bucket's values are sorted. Other
+    inputs go through :func:`percentile`.
+    """
+    v = np.asarray(values)
+    if v.dtype != np.float32 or not v.flags.c_contiguous or v.size == 0 or not v.min() >= 0:
+        return percentile(v, q)
+    bits = v.reshape(-1).view(np.uint32)
+    n = len(bits)
+    pos = q / 100.0 * (n - 1)
+    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+
+    def chunks() -> Iterator[np.ndarray]:  # sign bit cleared: -0.0 is 0.0
+        for i in range(0, n, BAND_PIXELS):
+            yield bits[i : i + BAND_PIXELS] & np.uint32(0x7FFFFFFF)
+
+    hist = np.zeros(1 << 16, np.int64)
+    for c in chunks():
+        hist += np.bincount(c >> 16, minlength=1 << 16)
+    cum = np.cumsum(hist)
+    kth: dict[int, np.float32] = {}
+    for k in sorted({lo, hi}):
+        bucket = int(np.searchsorted(cum, k, side="right"))
+        members = np.concatenate([c[(c >> 16) == bucket] for c in chunks()])
+        members.sort()
+        kth[k] = members.view(np.float32)[k - (int(cum[bucket - 1]) if bucket else 0)]
+    return float(kth[lo] + (kth[hi] - kth[lo]) * (pos - lo))
+
+
+def _percentile_inplace(v: np.ndarray, q: float) -> float:
+    """:func:`percentile` of a 1-D array that may be reordered (no copy)."""
+    pos = q / 100.0 * (len(v) - 1)
+    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+    v.partition([lo, hi])
+    return float(v[lo] + (v[hi] - v[lo]) * (pos - lo))
 
 
 def percentile(values: np.ndarray, q: float) -> float:
     """``np.percentile(values, q)`` (linear interpolation) through one ``np.partition``: the same
     number, without the ``np.unique`` inside numpy's version that imports ``numpy.ma`` (~60 ms
     of a 1 s command)."""
-    v = np.asarray(values).ravel()
-    pos = q / 100.0 * (len(v) - 1)
-    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
-    part = np.partition(v, [lo, hi])
-    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))
+    return _percentile_inplace(np.array(values).ravel(), q)
 
 
 def _drop_small(mask: np.ndarray, min_area: int) -> np.ndarray:
@@ -124,6 +289,59 @@ def _drop_small(mask: np.ndarray, min_area: int) -> np.ndarray:
     keep = stats[:, cv2.CC_STAT_AREA] >= min_area
     keep[0] = False
     return keep[labels]
+
+
+def _hysteresis(weak: np.ndarray, seeds: Iterator[tuple[int, int, np.ndarray]]) -> np.ndarray:
+    """The 8-connected components of ``weak`` (h, w) bool that hold a seed, written into ``weak``.
+
+    ``seeds`` yields ``(y0, y1, s)``: ``s`` (y1 - y0, w) bool seed pixels of rows ``y0:y1`` (seeds
+    outside ``weak`` count for nothing). Peak memory: the int32 labels.
+    """
+    import cv2
+
+    n, labels = cv2.connectedComponents(weak.view(np.uint8), connectivity=8)
+    seeded = np.zeros(n, bool)
+    for y0, y1, s in seeds:
+        seeded[labels[y0:y1][s]] = True
+    seeded[0] = False
+    h, w = weak.shape
+    for y0, y1 in _bands(h, w):  # band by band: a whole-image lookup buffers int64 indices
+        weak[y0:y1] = seeded[labels[y0:y1]]
+    return weak
+
+
+def _pen_evidence(
+    f: np.ndarray, colors: tuple[str, ...],
+    max_min_sat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Strong and weak ink evidence (bool, (h, w)) of balanced float32 pixels (see :func:`pen_mask`);
+    ``max_min_sat``: :func:`_max_min_sat` of ``f`` when the caller has it."""
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    cmax, cmin, sat = _max_min_sat(f) if max_min_sat is None else max_min_sat
+    m = np.zeros(r.shape, bool)  # strong evidence
+    weak = np.zeros(r.shape, bool)  # weaker evidence, kept where connected to strong
+    if "blue" in colors:
+        m |= (b - r > 40) & (g - r > -12) & (sat > 0.25)
+        weak |= (b - r > 30) & (g - r > -25) & (sat > 0.18)
+    if "green" in colors:
+        m |= (g - r > 10) & (g - b > -5) & (sat > 0.15)
+        weak |= (g - r > 0) & (g - b > -12) & (sat > 0.1)
+    if "black" in colors:
+        # optical density against the balanced glass (= 255); max/min OD = OD of min/max channel.
+        # Every rule needs max OD > 0.45, i.e. a min channel below 162.2: the logs only there
+        # (a min channel >= 165 has max OD <= 0.433)
+        dark = cmin < 165.0
+        if dark.any():
+            odmin = np.log(256.0 / (np.maximum(cmax[dark], 0.0) + 1.0))
+            odmax = np.log(256.0 / (np.maximum(cmin[dark], 0.0) + 1.0))
+            ratio = odmin / np.maximum(odmax, 1e-3)
+            m[dark] |= (((ratio > 0.88) & (odmax > 0.45)) | ((ratio > 0.8) & (odmax > 0.75))
+                        | ((ratio > 0.75) & (odmin > 0.8)))
+            weak[dark] |= (ratio > 0.71) & (odmax > 1.0)
+    if "red" in colors:
+        m |= (r - g > 90) & (b - g < 0.2 * (r - g)) & (sat > 0.6)
+        weak |= (r - g > 70) & (b - g < 0.3 * (r - g)) & (sat > 0.5)
+    return m, weak
 
 
 @_same_view
@@ -149,6 +367,9 @@ def pen_mask(
     a stroke is followed over dark tissue. Components smaller than ``min_area`` px are dropped, the rest grown by ``grow`` px (1 also
     takes the soft edges of a stroke; 0, the default, keeps per-patch pen fractions unbiased).
 
+    The rules run band by band (:func:`_view_bands`): two bool planes are the full-size arrays,
+    plus int32 labels when there is ink.
+
     Parameters
     ----------
     rgb : (h, w, 3) uint8.
@@ -160,39 +381,30 @@ def pen_mask(
     -------
     (h, w) bool.
     """
+
+    a = np.asarray(rgb)
+    h, w = a.shape[:2]
+    colors = tuple(colors)
+    if a.size:
+        _glass(a)  # before the planes below: its temporaries are the larger ones
+    m = np.zeros((h, w), bool)  # strong evidence
+    weak = np.zeros((h, w), bool)  # weaker evidence, kept where connected to strong
+    for y0, y1, f in _view_bands(a):
+        m[y0:y1], weak[y0:y1] = _pen_evidence(f, colors)
+    return _pen_from_evidence(m, weak, min_area, grow)
+
+
+def _pen_from_evidence(m: np.ndarray, weak: np.ndarray, min_area: int, grow: int) -> np.ndarray:
+    """:func:`pen_mask` from its (h, w) bool strong and weak evidence (``weak`` is overwritten)."""
     import cv2
 
-    r, g, b, sat, _grey = _channels(rgb)
-    m = np.zeros(r.shape, bool)  # strong evidence
-    weak = np.zeros(r.shape, bool)  # weaker evidence, kept where connected to strong
-    if "blue" in colors:
-        m |= (b - r > 40) & (g - r > -12) & (sat > 0.25)
-        weak |= (b - r > 30) & (g - r > -25) & (sat > 0.18)
-    if "green" in colors:
-        m |= (g - r > 10) & (g - b > -5) & (sat > 0.15)
-        weak |= (g - r > 0) & (g - b > -12) & (sat > 0.1)
-    if "black" in colors:
-        # optical density against the balanced glass (= 255); max/min OD = OD of min/max channel
-        cmax = np.maximum(np.maximum(r, g), b)
-        cmin = np.minimum(np.minimum(r, g), b)
-        odmin = np.log(256.0 / (np.maximum(cmax, 0.0) + 1.0))
-        odmax = np.log(256.0 / (np.maximum(cmin, 0.0) + 1.0))
-        del cmax, cmin
-        ratio = odmin / np.maximum(odmax, 1e-3)
-        m |= ((ratio > 0.88) & (odmax > 0.45)) | ((ratio > 0.8) & (odmax > 0.75))
-        m |= (ratio > 0.75) & (odmin > 0.8)
-        weak |= (ratio > 0.71) & (odmax > 1.0)
-    if "red" in colors:
-        m |= (r - g > 90) & (b - g < 0.2 * (r - g)) & (sat > 0.6)
-        weak |= (r - g > 70) & (b - g < 0.3 * (r - g)) & (sat > 0.5)
+    h, w = m.shape
     if m.any() and min_area > 1:  # specks are no seeds
         m = _drop_small(m, min_area)
     if m.any():  # hysteresis: ink continues where the evidence weakens (dark tissue under it)
-        n, labels = cv2.connectedComponents((weak | m).view(np.uint8), connectivity=8)
-        seeded = np.zeros(n, bool)
-        seeded[labels[m]] = True
-        seeded[0] = False
-        m = seeded[labels]
+        weak |= m
+        m = _hysteresis(weak, ((y0, y1, m[y0:y1]) for y0, y1 in _bands(h, w)))
+    del weak
     if not m.any():
         return m
     u8 = m.view(np.uint8)
@@ -245,30 +457,57 @@ def block_focus(patches: np.ndarray, blocks: int = 4) -> np.ndarray:
     Returns
     -------
     (N, blocks, blocks) float32.
+
+    Notes
+    -----
+    The patches go through OpenCV a few at a time (~64 K px, so every float32 plane stays in
+    the CPU cache), each group stacked into one tall image: grey (``cvtColor``, the same float32
+    weights), 2 x 2 and 8 x 8 binning and block means (``resize(INTER_AREA)``, exact at integer
+    factors), ``Laplacian(ksize=1)`` (the rows where two patches meet are replaced by their
+    neighbours, as the edge padding of the Laplacian's valid interior requires).
     """
+    import cv2
+
     p = np.asarray(patches)
-    g = p[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) if p.ndim == 4 \
-        else p.astype(np.float32)
-    n = len(g)
-    s = min(g.shape[1], g.shape[2]) // (8 * blocks) * (8 * blocks)
+    if p.ndim not in (3, 4):
+        raise ValueError(f"patches must be (N, s, s, 3) or (N, s, s), got {p.shape}")
+    n = len(p)
+    s = min(p.shape[1], p.shape[2]) // (8 * blocks) * (8 * blocks)
     if n == 0 or s == 0:
         return np.zeros((n, blocks, blocks), np.float32)
-    g = g[:, :s, :s]
-    h2 = s // 2
-    g2 = g.reshape(n, h2, 2, h2, 2).mean(axis=(2, 4))
-    c = g2[:, 1:-1, 1:-1]
-    lap = (g2[:, :-2, 1:-1] + g2[:, 2:, 1:-1] + g2[:, 1:-1, :-2] + g2[:, 1:-1, 2:] - 4.0 * c) ** 2
-    lap = np.pad(lap, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    b2 = h2 // blocks
-    fine = lap.reshape(n, blocks, b2, blocks, b2).mean(axis=(2, 4))
-    h8 = s // 8
-    g8 = g.reshape(n, h8, 8, h8, 8).mean(axis=(2, 4))
-    gx = np.diff(g8, axis=2)[:, :-1, :]
-    gy = np.diff(g8, axis=1)[:, :, :-1]
-    grad = np.pad(gx**2 + gy**2, ((0, 0), (0, 1), (0, 1)), mode="edge")
-    b8 = h8 // blocks
-    coarse = grad.reshape(n, blocks, b8, blocks, b8).mean(axis=(2, 4))
-    return (fine / (coarse + 1.0)).astype(np.float32)
+    h2, h8 = s // 2, s // 8
+    step = max(1, (1 << 16) // (s * s))
+    fine = np.empty((n * blocks, blocks), np.float32)
+    g8 = np.empty((n * h8, h8), np.float32)
+    for i in range(0, n, step):
+        q = p[i : i + step, :s, :s]
+        k = len(q)
+        if p.ndim == 4:
+            rgb = np.empty((k * s, s, 3), np.float32)
+            np.copyto(rgb.reshape(k, s, s, 3), q[..., :3])
+            g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        else:
+            g = np.empty((k * s, s), np.float32)
+            np.copyto(g.reshape(k, s, s), q)
+        g2 = cv2.resize(g, (h2, k * h2), interpolation=cv2.INTER_AREA)
+        lap = cv2.Laplacian(g2, cv2.CV_32F, ksize=1)
+        cv2.multiply(lap, lap, dst=lap)
+        edge = lap.reshape(k, h2, h2)  # edge padding of the valid interior, rows then columns
+        edge[:, 0], edge[:, -1] = edge[:, 1], edge[:, -2]
+        edge[:, :, 0], edge[:, :, -1] = edge[:, :, 1], edge[:, :, -2]
+        area = cv2.INTER_AREA
+        fine[i * blocks : (i + k) * blocks] = cv2.resize(lap, (blocks, k * blocks), interpolation=area)
+        g8[i * h8 : (i + k) * h8] = cv2.resize(g2, (h8, k * h8), interpolation=area)
+    g8 = g8.reshape(n, h8, h8)
+    grad = np.empty((n, h8, h8), np.float32)  # coarse gradient, edge-padded at bottom and right
+    np.square(np.diff(g8, axis=2)[:, :-1, :], out=grad[:, :-1, :-1])
+    grad[:, :-1, :-1] += np.square(np.diff(g8, axis=1)[:, :, :-1])
+    grad[:, -1, :-1] = grad[:, -2, :-1]
+    grad[:, :, -1] = grad[:, :, -2]
+    coarse = cv2.resize(
+        grad.reshape(n * h8, h8), (blocks, n * blocks), interpolation=cv2.INTER_AREA
+    )
+    return (fine / (coarse + 1.0)).reshape(n, blocks, blocks)
 
 
 def blur_fraction(
@@ -320,20 +559,40 @@ def block_tissue(coords: np.ndarray, context: Any, blocks: int = 4) -> np.ndarra
     return mask_fraction(context.mask, bc, step, context.mask_downsample).reshape(len(c), blocks, blocks)
 
 
+def _pixel_foreground(context: Any) -> bool:
+    """Measure the candidates' tissue and ink on their pixels (:mod:`.pixel_tissue`)? Only when
+    the pathology tissue mask made the candidates (not a learned or fixed-threshold mask) and
+    ``plugin.pixel_foreground`` is not false."""
+    m = context.config.mask
+    return (bool(_plugin(context.config, "pixel_foreground", True)) and m.method == "auto"
+            and m.model_weights is None and m.threshold is None)
+
+
 @hookimpl
 def gigapatch_score_pixels(patches: np.ndarray, context: Any) -> dict[str, np.ndarray] | None:
-    """Per-block focus of each full-resolution candidate (turned into ``blur`` once the whole
-    slide has been seen, in :func:`gigapatch_score_patches`)."""
-    if context.domain not in DOMAINS or context.config.score.blur_relative <= 0:
+    """Per-block focus (turned into ``blur`` once the whole slide has been seen, in
+    :func:`gigapatch_score_patches`), per-block tissue and the ``pen`` fraction
+    (:mod:`.pixel_tissue`) of each full-resolution candidate."""
+    if context.domain not in DOMAINS:
         return None
-    return {"block_focus": block_focus(patches)}
+    out: dict[str, np.ndarray] = {}
+    if context.config.score.blur_relative > 0:
+        out["block_focus"] = block_focus(patches)
+    if _pixel_foreground(context):
+        from .pixel_tissue import score_batch
+
+        colors = tuple(_plugin(context.config, "pen_colors", DEFAULT_PEN_COLORS))
+        out.update(score_batch(patches, context.extra.get("batch_coords"), context, colors))
+    return out or None
 
 
 @hookimpl
 def gigapatch_score_patches(image: Any, coords: np.ndarray, context: Any) -> dict[str, np.ndarray] | None:
-    """Adds ``white``/``dark``/``grey`` fractions (low-res view) and, with
-    ``score.blur_relative`` > 0, ``blur``: the fraction of each patch's tissue that is out of
-    focus relative to the slide (>= ``score.max_blur`` is rejected as ``"blur"``)."""
+    """Adds ``white``/``dark``/``grey`` fractions (low-res view); ``foreground`` measured on the
+    candidates' pixels (:mod:`.pixel_tissue`; it replaces the mask's estimate, which stays as
+    ``mask_foreground``); and, with ``score.blur_relative`` > 0, ``blur``: the fraction of each
+    patch's tissue that is out of focus relative to the slide (>= ``score.max_blur`` is rejected
+    as ``"blur"``)."""
     if context.domain not in DOMAINS or len(coords) == 0:
         return None
     from gigapatch import mask_fraction
@@ -342,9 +601,18 @@ def gigapatch_score_patches(image: Any, coords: np.ndarray, context: Any) -> dic
     extra: dict[str, np.ndarray] = {}
     for name, m in glass_dark_grey(context.rgb).items():
         extra[name] = mask_fraction(m, coords, geom.size_level0, context.mask_downsample)
-    focus = context.extra.get("pixels", {}).get("block_focus")
+    pixels = context.extra.get("pixels", {})
+    tissue = None
+    if pixels.get("tissue_ladder") is not None:  # tissue measured on the pixels: the foreground
+        from .pixel_tissue import calibrated_tissue
+
+        mask_fg = mask_fraction(context.mask, coords, geom.size_level0, context.mask_downsample)
+        tissue, _rung = calibrated_tissue(pixels["tissue_ladder"], mask_fg)
+        extra["foreground"] = tissue.mean(axis=(1, 2))
+    focus = pixels.get("block_focus")
     if focus is not None:
-        tissue = block_tissue(coords, context, focus.shape[1])
+        if tissue is None or tissue.shape != focus.shape:
+            tissue = block_tissue(coords, context, focus.shape[1])
         extra["blur"] = blur_fraction(focus, tissue, context.config.score.blur_relative)
     return extra
 

@@ -20,7 +20,21 @@ import numpy as np
 
 from gigapatch import hookimpl
 
-from .artefacts import DEFAULT_PEN_COLORS, _channels, pen_mask, percentile
+from . import artefacts
+from .artefacts import (
+    _GREY,
+    DEFAULT_PEN_COLORS,
+    _bands,
+    _glass,
+    _hysteresis,
+    _max_min_sat,
+    _median,
+    _pen_evidence,
+    _pen_from_evidence,
+    _percentile_nonneg,
+    _view_bands,
+    pen_mask,
+)
 
 DOMAINS = ("pathology",)
 
@@ -32,8 +46,8 @@ def glass_saturation(sat: np.ndarray, grey: np.ndarray) -> float:
         return 0.0
     step = max(1, int(np.sqrt(sat.size / 1e6)))  # ~1 M samples are plenty
     sat, grey = sat[::step, ::step], grey[::step, ::step]
-    bright = grey >= percentile(grey, 90)
-    return float(np.clip(np.median(sat[bright]), 0, 40))
+    bright = grey >= _percentile_nonneg(grey, 90)
+    return float(np.clip(_median(sat[bright]), 0, 40))
 
 
 def tissue_mask(
@@ -74,33 +88,71 @@ def tissue_mask(
     -------
     (h, w) bool.
     """
-    import cv2
-
     a = np.asarray(rgb)
     if a.ndim != 3 or a.shape[2] < 3 or a.dtype != np.uint8:
         raise ValueError(f"tissue_mask needs (h, w, 3) uint8 RGB, got {a.shape} {a.dtype}")
     h, w = a.shape[:2]
     if h == 0 or w == 0:
         return np.zeros((h, w), bool)
-    _r, _g, _b, sat, grey = _channels(a)
-    sat = sat * 255.0
-    ink = pen_mask(a, tuple(pen_colors)) if pen_colors else np.zeros((h, w), bool)
-    g = glass_saturation(sat, grey)
-    vals = np.round(sat[~ink]).astype(np.uint8) if (~ink).any() else np.zeros(1, np.uint8)
-    otsu = _otsu(vals)
+    _glass(a)  # the glass colour first: its temporaries are the larger ones
+    colors = tuple(pen_colors)
+    ink = None
+    if colors:  # the ink, when pen_mask has it for this view; else found in the pass below
+        pen_key, ink = pen_mask.lookup(a, colors)
+    # one banded pass: saturation (float32, kept for the thresholds and trim_edges), the
+    # brightness/debris test (bool), the ink evidence, and the subsample glass_saturation looks
+    # at; no other full-size array
+    step = max(1, int(np.sqrt(h * w / 1e6)))  # glass_saturation's subsample
+    sat = np.empty((h, w), np.float32)
+    ok = np.empty((h, w), bool)
+    grey_sub = np.empty((-(-h // step), -(-w // step)), np.float32)
+    find_ink = bool(colors) and ink is None
+    if find_ink:
+        strong_ink, weak_ink = np.empty((h, w), bool), np.empty((h, w), bool)
+    for y0, y1, f in _view_bands(a):
+        mms = _max_min_sat(f)
+        if find_ink:
+            strong_ink[y0:y1], weak_ink[y0:y1] = _pen_evidence(f, colors, mms)
+        s = mms[2]
+        s *= 255.0
+        grey = f @ _GREY
+        del f, mms
+        sat[y0:y1] = s
+        o = ok[y0:y1]
+        np.less_equal(grey, max_brightness, out=o)
+        o &= ~((grey < dark_grey) & (s < 0.3 * 255))  # black and unsaturated: not stain
+        r0 = (-y0) % step  # first row of the band on the subsample grid
+        grey_sub[(y0 + r0) // step : -(-y1 // step)] = grey[r0::step, ::step]
+    g = glass_saturation(sat[::step, ::step], grey_sub)
+    del grey_sub
+    if find_ink:  # with pen_mask's defaults; remembered for the pen hook
+        kw = dict(pen_key[1])
+        ink = pen_mask.store(pen_key, _pen_from_evidence(strong_ink, weak_ink, kw["min_area"], kw["grow"]))
+        del strong_ink, weak_ink
+    # not ink; Otsu's histogram of the saturation of everything else
+    if ink is not None and not ink.any():
+        ink = None
+    hist = np.zeros(256, np.int64)
+    for y0, y1 in _bands(h, w):
+        s = sat[y0:y1]
+        if ink is not None:
+            clean = ~ink[y0:y1]
+            ok[y0:y1] &= clean
+            s = s[clean]
+        hist += np.bincount(np.round(s).astype(np.uint8).ravel(), minlength=256)
+    otsu = _otsu_hist(hist)
     t = float(np.clip(otsu, min_threshold, max(min_threshold, g + strong_margin)))
     weak_t = max(g + weak_margin, t / 2.0)
-    dark_debris = (grey < dark_grey) & (sat < 0.3 * 255)  # black and unsaturated: not stain
-    ok = (grey <= max_brightness) & ~dark_debris & ~ink
-    strong = ok & (sat > t)
-    weak = ok & (sat > weak_t)
-    if not strong.any():
-        return strong
-    n, labels = cv2.connectedComponents(weak.view(np.uint8), connectivity=8)
-    seeded = np.zeros(n, bool)
-    seeded[labels[strong]] = True
-    seeded[0] = False
-    mask = seeded[labels]
+    # weak = ok & (sat > weak_t), in place; strong = ok & (sat > t) seeds the hysteresis
+    # (strong pixels outside weak have no component: seeding from weak & (sat > t) is the same)
+    any_strong = False
+    for y0, y1 in _bands(h, w):
+        s, o = sat[y0:y1], ok[y0:y1]
+        any_strong = any_strong or bool((o & (s > t)).any())
+        o &= s > weak_t
+    if not any_strong:
+        return np.zeros((h, w), bool)
+    mask = _hysteresis(ok, ((y0, y1, ok[y0:y1] & (sat[y0:y1] > t)) for y0, y1 in _bands(h, w)))
     if edge_ratio > 0:
         mask = trim_edges(mask, sat, edge_ratio)
     return mask
@@ -113,20 +165,66 @@ def trim_edges(mask: np.ndarray, sat: np.ndarray, ratio: float, sigma: float = 4
     about (tissue share) x (saturation of the tissue nearby). Boundary pixels whose saturation
     is below ``ratio`` x the local interior saturation (Gaussian-weighted mean of the eroded mask,
     ``sigma`` px) are removed, so that the mask follows the half-tissue line like the truth does.
+
+    The Gaussian sums are taken band by band, and only over the columns near the band's
+    boundary pixels (with the kernel's radius around them): the same numbers at those pixels,
+    without full-size float planes.
+
+    Parameters
+    ----------
+    mask : (h, w) bool.
+    sat : (h, w) saturation (0-255).
+    ratio, sigma : see above.
+
+    Returns
+    -------
+    (h, w) bool (``mask`` itself when nothing is dropped).
     """
     import cv2
 
-    u8 = mask.view(np.uint8)
-    interior = cv2.erode(u8, np.ones((3, 3), np.uint8)).astype(np.float32)
-    edge = mask & (interior == 0)
-    if not edge.any() or not interior.any():
+    m = np.ascontiguousarray(mask, dtype=bool)
+    u8 = m.view(np.uint8)
+    interior = cv2.erode(u8, np.ones((3, 3), np.uint8))
+    n_interior = cv2.countNonZero(interior)
+    if n_interior == 0 or n_interior == cv2.countNonZero(u8):  # no interior, or no edge
         return mask
-    wsum = cv2.GaussianBlur(interior, (0, 0), sigma)
-    ssum = cv2.GaussianBlur(sat.astype(np.float32) * interior, (0, 0), sigma)
-    known = wsum > 1e-3
-    local = np.where(known, ssum / np.maximum(wsum, 1e-6), 0.0)
-    drop = edge & known & (sat < ratio * local)
-    return mask & ~drop
+    # OpenCV's Gaussian kernel for float images: 2 * round(4 sigma) + 1 taps
+    radius = (int(round(sigma * 4 * 2 + 1)) | 1) // 2
+    h, w = m.shape
+    out = m.copy()
+    band = max(4 * radius, artefacts.BAND_PIXELS // max(w, 1))  # the halo costs 2 radius rows a band
+    for y0 in range(0, h, band):
+        y1 = min(h, y0 + band)
+        edge = u8[y0:y1] > interior[y0:y1]
+        cols = np.flatnonzero(edge.any(axis=0))
+        if len(cols) == 0:
+            continue
+        x0, x1 = max(0, int(cols[0]) - radius), min(w, int(cols[-1]) + radius + 1)
+        s0, s1 = max(0, y0 - radius), min(h, y1 + radius)
+        inter = interior[s0:s1, x0:x1].astype(np.float32)
+        wsum = cv2.GaussianBlur(inter, (0, 0), sigma)
+        inter *= sat[s0:s1, x0:x1]
+        ssum = cv2.GaussianBlur(inter, (0, 0), sigma)
+        del inter
+        rows = slice(y0 - s0, y1 - s0)
+        wsum, ssum = wsum[rows], ssum[rows]
+        known = wsum > 1e-3
+        local = ssum / np.maximum(wsum, 1e-6)
+        e = edge[:, x0:x1]
+        drop = e & known & (sat[y0:y1, x0:x1] < ratio * local)
+        out[y0:y1, x0:x1] &= ~drop
+    return out
+
+
+def _otsu_hist(hist: np.ndarray) -> float:
+    """:func:`_otsu` of the uint8 values counted in ``hist`` (256,); 0 when there are none."""
+    nz = np.flatnonzero(hist)
+    if len(nz) == 0:
+        return 0.0
+    if len(nz) == 1:
+        return float(nz[0])
+    # Otsu depends on the histogram only: give OpenCV the sorted values
+    return _otsu(np.repeat(np.arange(256, dtype=np.uint8), hist))
 
 
 def _otsu(values: np.ndarray) -> float:

@@ -1,0 +1,165 @@
+"""The lean mask path: banded passes give the numbers of whole-image ones, memory stays a few
+bytes per mask pixel, and the per-view caches see changed pixels."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gigapatch import ArrayImage
+from gigapatch import image as image_module
+from gigapatch.segment import _closure_grid
+from gigapatch.synth import synthetic_slide
+from gigapatch_pathology import artefacts, tissue
+
+TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
+
+
+@pytest.fixture(scope="module")
+def view() -> np.ndarray:
+    """(768, 1024, 3) view of a synthetic H&E slide with pen marks, folds and faint tissue."""
+    img, _truth = synthetic_slide(3, (8192, 6144), TEXTURE if TEXTURE.exists() else None)
+    return img.read_level_downsampled(8)
+
+
+def _fresh(rgb: np.ndarray) -> np.ndarray:
+    return rgb.copy()  # new pixels object: the caches key read-only arrays by identity
+
+
+def test_banding_does_not_change_the_masks(view, monkeypatch):
+    """Bands of a few rows (medians, Gaussian sums, hysteresis across band seams) give the
+    masks of one band covering the whole view."""
+    whole_band = 1 << 30
+    monkeypatch.setattr(artefacts, "BAND_PIXELS", whole_band)
+    t1, p1 = tissue.tissue_mask(_fresh(view)), artefacts.pen_mask(_fresh(view))
+    ch1 = artefacts._channels(_fresh(view))
+    monkeypatch.setattr(artefacts, "BAND_PIXELS", 3000)  # ~3 rows per band
+    t2, p2 = tissue.tissue_mask(_fresh(view)), artefacts.pen_mask(_fresh(view))
+    ch2 = artefacts._channels(_fresh(view))
+    assert p1.any() and t1.mean() > 0.05  # the slide has ink and tissue
+    assert np.array_equal(t1, t2)
+    assert np.array_equal(p1, p2)
+    for a, b in zip(ch1, ch2):
+        assert np.array_equal(a, b)
+    sat, grey = artefacts._sat_grey(_fresh(view))  # the lean pair: the same two planes
+    assert np.array_equal(sat, ch1[3]) and np.array_equal(grey, ch1[4])
+
+
+def test_channels_match_the_whole_view_formulas(view):
+    """_channels: balanced median-filtered planes, computed here on the whole view at once."""
+    r, g, b, sat, grey = artefacts._channels(_fresh(view))
+    a = cv2.medianBlur(view, 3)
+    f = a.astype(np.float32) * (255.0 / artefacts.glass_rgb(a))
+    mx, mn = f.max(axis=2), f.min(axis=2)
+    assert np.array_equal(r, f[..., 0]) and np.array_equal(b, f[..., 2])
+    assert np.array_equal(sat, (mx - mn) / np.maximum(mx, 1.0))
+    assert np.array_equal(grey, f @ np.array([0.299, 0.587, 0.114], np.float32))
+
+
+def test_trim_edges_matches_whole_image_gaussians(view):
+    """The banded, column-cropped Gaussian sums drop the pixels the whole-image ones do."""
+    rgb = _fresh(view)
+    mask = tissue.tissue_mask(rgb, edge_ratio=0)
+    sat = artefacts._channels(rgb)[3] * 255.0
+    interior = cv2.erode(mask.view(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+    edge = mask & (interior == 0)
+    wsum = cv2.GaussianBlur(interior, (0, 0), 4.0)
+    ssum = cv2.GaussianBlur(sat * interior, (0, 0), 4.0)
+    known = wsum > 1e-3
+    local = np.where(known, ssum / np.maximum(wsum, 1e-6), 0.0)
+    expected = mask & ~(edge & known & (sat < 0.5 * local))
+    got = tissue.trim_edges(mask, sat, 0.5)
+    assert (mask & ~expected).sum() > 100  # the rule does drop edge pixels here
+    assert np.array_equal(got, expected)
+
+
+def test_otsu_from_histogram_equals_otsu_of_values():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        v = np.concatenate([rng.normal(rng.uniform(0, 80), 8, 500), rng.normal(rng.uniform(90, 200), 20, 300)])
+        v = np.clip(v, 0, 255).astype(np.uint8)
+        assert tissue._otsu_hist(np.bincount(v, minlength=256)) == tissue._otsu(v)
+    assert tissue._otsu_hist(np.bincount(np.full(7, 42, np.uint8), minlength=256)) == 42.0
+    assert tissue._otsu_hist(np.zeros(256, np.int64)) == 0.0
+
+
+def test_closure_grid_is_the_dilated_pixel_cells():
+    rng = np.random.default_rng(1)
+    for shape in [(1, 1), (1, 6), (6, 1), (9, 7), (64, 100)]:
+        for p in (0.1, 0.5, 0.9):
+            m = rng.random(shape) < p
+            u = np.zeros((2 * shape[0] + 1, 2 * shape[1] + 1), np.uint8)
+            u[1::2, 1::2] = m
+            assert np.array_equal(_closure_grid(m), cv2.dilate(u, np.ones((3, 3), np.uint8)))
+
+
+def test_tissue_mask_memory_is_a_few_bytes_per_pixel(view):
+    """Peak of tissue + pen masks beyond the view: ~11-15 bytes per pixel (float32 saturation and
+    grey subsample, int32 labels, bool planes), not the ~60 of whole-image float temporaries."""
+    rgb = _fresh(view)
+    tissue.tissue_mask(rgb[:8])  # imports and first-call allocations out of the measurement
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        m = tissue.tissue_mask(rgb)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert m.any()
+    assert peak / m.size < 16, f"{peak / m.size:.1f} bytes per pixel"
+
+
+def test_cache_sees_changed_pixels_and_skips_frozen_views(view, monkeypatch):
+    rgb = _fresh(view)
+    ink = artefacts.pen_mask(rgb)
+    assert ink.any() and not ink.flags.writeable
+    rgb[ink] = 235  # paint the ink over with glass: a writeable array is hashed again
+    assert not artefacts.pen_mask(rgb).any()
+    frozen = _fresh(view)
+    frozen.setflags(write=False)
+    first = artefacts.pen_mask(frozen)
+    calls = []
+    monkeypatch.setattr(artefacts.hashlib, "sha256", lambda *a: calls.append(1) or None)
+    assert artefacts.pen_mask(frozen) is first  # same read-only object: no second hash
+    assert artefacts.pen_mask(frozen, ("blue",)) is not first  # other arguments: recomputed
+    assert not calls
+    monkeypatch.undo()
+    frozen.setflags(write=True)  # writeable again: hashed, so a change is seen
+    frozen[first] = 235
+    assert not artefacts.pen_mask(frozen).any()
+
+
+def test_read_level_downsampled_bands_copy_the_stored_level(monkeypatch):
+    """A stored level read as is in many small bands is that level, row for row."""
+    rng = np.random.default_rng(2)
+    arr = cv2.resize(rng.integers(0, 256, (40, 50, 3), np.uint8), (1002, 801))
+    img = ArrayImage(arr, downsamples=(3,))
+    level = img._levels[1]
+    monkeypatch.setattr(image_module, "COPY_BAND_BYTES", 3 * level.shape[1] * 7)  # 7 rows
+    out = img.read_level_downsampled(img.level_downsamples[1])
+    assert np.array_equal(out, level)
+    # a resize in one band is the one OpenCV call
+    monkeypatch.setattr(image_module, "RESIZE_BAND_BYTES", 1e9)
+    out = img.read_level_downsampled(5.0)
+    assert np.array_equal(out, cv2.resize(level, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA))
+
+
+def test_median_and_percentile_without_copies_match_numpy():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 10, 1001, 70_000):
+        for dt in (np.float32, np.uint8):
+            v = (rng.random(n) * 255).astype(dt)
+            assert artefacts._median(v) == float(np.median(v))
+        g = (rng.random(n) * 255).astype(np.float32)
+        g[: n // 3] = 231.5  # a plateau, as glass makes
+        if n > 4:
+            g[1] = -0.0
+        before = g.copy()
+        for q in (10, 50, 90):
+            assert artefacts._percentile_nonneg(g, q) == artefacts.percentile(g, q)
+        assert np.array_equal(g, before)  # neither copied nor reordered
