@@ -47,7 +47,7 @@ def compute_mask(
 
     Returns
     -------
-    rgb : (h, w, 3) uint8 low-resolution view.
+    rgb : (h, w, 3) uint8 low-resolution view (read-only).
     mask : (h, w) bool refined foreground, artefacts removed.
     downsample : level-0 px per mask px.
     exclusions : name -> (h, w) bool artefact masks.
@@ -58,6 +58,8 @@ def compute_mask(
     pm = get_plugin_manager()
     ds = mask_downsample_for(image, config, size_level0)
     rgb = image.read_level_downsampled(ds)
+    # read-only: the hooks' per-view caches then key it by identity instead of hashing it each call
+    rgb.setflags(write=False)
     domain = config.domain
     if config.mask.model_weights is not None:
         mask = pm.hook.gigapatch_learned_mask(
@@ -155,8 +157,10 @@ def tile_image(
         }
         for name, m in exclusions.items():
             scores[name] = mask_fraction(m, coords, geom.size_level0, ds)
-        # expensive scorers see only the candidates that pass the cheap foreground test
-        cand = scores["foreground"] >= cfg.patch.min_foreground
+        # expensive scorers see only the candidates that pass the cheap foreground test, or
+        # come within score.candidate_margin of it (a plugin may then measure their foreground
+        # on their pixels: a returned "foreground" column replaces the mask estimate)
+        cand = scores["foreground"] >= cfg.patch.min_foreground - cfg.score.candidate_margin
         ctx = ScoreContext(
             config=cfg, domain=cfg.domain, geometry=geom, rgb=rgb, mask=mask,
             mask_downsample=ds, exclusions=exclusions,
@@ -165,17 +169,27 @@ def tile_image(
         pm = get_plugin_manager()
         pixels = _score_pixels(image, coords[cand], ctx)
         ctx.extra["pixels"] = pixels
+
+        def merge(name: str, col: np.ndarray) -> None:
+            # candidates get the new values; the others keep a cheap column's (else NaN)
+            if name == "foreground" and "mask_foreground" not in scores:
+                scores["mask_foreground"] = scores["foreground"].copy()
+            old = scores.get(name)
+            full = np.full(n, np.nan, np.float32) if old is None else old.astype(np.float32)
+            full[cand] = np.asarray(col, np.float32)
+            scores[name] = full
+
         for name, col in pixels.items():
             if col.ndim == 1:
-                full = np.full(n, np.nan, np.float32)
-                full[cand] = col
-                scores[name] = full
+                merge(name, col)
         for result in pm.hook.gigapatch_score_patches(image=image, coords=coords[cand], context=ctx):
             for name, col in (result or {}).items():
-                full = np.full(n, np.nan, np.float32)
-                full[cand] = np.asarray(col, np.float32)
-                scores[name] = full
-        keep, reason = select_patches(scores, cfg.score, cfg.patch.min_foreground, coords=coords)
+                merge(name, col)
+        bar: float | np.ndarray = cfg.patch.min_foreground
+        if "mask_foreground" in scores and cfg.score.foreground_tolerance > 0:
+            # measured on the pixels: patches within the measure's uncertainty of the bar stay
+            bar = np.where(cand, bar - cfg.score.foreground_tolerance, bar)
+        keep, reason = select_patches(scores, cfg.score, bar, coords=coords)
         fg_fraction = float(mask.mean()) if mask.size else 0.0
         attrs = _attrs(image, cfg, geom, ds, fg_fraction)
         attrs["mpp_warnings"] = "; ".join(warnings)
@@ -219,13 +233,18 @@ def _score_pixels(image: Image, coords: np.ndarray, ctx: Any) -> dict[str, np.nd
     if not ctx.config.score.sharpness or len(coords) == 0 or not hook.get_hookimpls():
         return {}
 
-    def score_batch(batch: np.ndarray) -> dict[str, np.ndarray]:
+    def score_batch(batch: np.ndarray, batch_coords: np.ndarray) -> dict[str, np.ndarray]:
+        ctx.extra["batch_coords"] = batch_coords  # (B, 2) level-0 x, y of this batch
         merged: dict[str, np.ndarray] = {}
         for result in hook(patches=batch, context=ctx):
             merged.update(result or {})
         return merged
 
-    return batched_pixel_scores(image, coords, ctx.geometry, score_batch, ctx.config.score.workers)
+    try:
+        return batched_pixel_scores(image, coords, ctx.geometry, score_batch,
+                                    ctx.config.score.workers, with_coords=True)
+    finally:
+        ctx.extra.pop("batch_coords", None)
 
 
 def segment_regions(ps: PatchSet, cfg: Config) -> None:

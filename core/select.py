@@ -146,7 +146,7 @@ def rank_order(values: np.ndarray, coords: np.ndarray | None = None) -> np.ndarr
 def select_patches(
     scores: dict[str, np.ndarray],
     score_cfg: ScoreConfig,
-    min_foreground: float,
+    min_foreground: float | np.ndarray,
     coords: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Apply the selection rules (see module docstring) to N scored candidates.
@@ -156,7 +156,8 @@ def select_patches(
     scores : column name -> (N,) array; ``foreground`` is required, ``pen``, ``sharpness`` and
         ``blur`` are used by their rules when present.
     score_cfg : the run's :class:`~gigapatch.config.ScoreConfig`.
-    min_foreground : ``patch.min_foreground``.
+    min_foreground : ``patch.min_foreground``, or an (N,) array of per-patch bars (e.g. lower by
+        ``score.foreground_tolerance`` where the foreground was measured on the pixels).
     coords : (N, 2) level-0 x, y, used to break ``top_n`` ties by y then x (else by index).
 
     Returns
