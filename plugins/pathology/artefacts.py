@@ -420,10 +420,11 @@ def glass_dark_grey(rgb: np.ndarray) -> dict[str, np.ndarray]:
     ``white``: bright and unsaturated (glass); ``dark``: grey < 60 (debris, thick folds, black
     ink); ``grey``: unsaturated mid-grey (dust, shadows, out-of-coverslip areas).
     """
-    _r, _g, _b, sat, grey = _channels(rgb)
-    white = (grey > 215) & (sat < 0.08)
+    sat, grey = _sat_grey(rgb)
+    low = sat < 0.08
+    white = (grey > 215) & low
     dark = grey < 60
-    greyish = ~white & ~dark & (sat < 0.08)
+    greyish = ~white & ~dark & low
     return {"white": white, "dark": dark, "grey": greyish}
 
 

@@ -234,7 +234,7 @@ def slide_reference(context: Any) -> dict[str, Any]:
     from .tissue import glass_saturation
 
     # the channels (and their glass colour) the tissue and score hooks compute for this view
-    _r, _g, _b, sat, grey = artefacts._channels(context.rgb)
+    sat, grey = artefacts._sat_grey(context.rgb)
     glass = getattr(artefacts, "_glass", artefacts.glass_rgb)(context.rgb)
     geom = context.geometry
     bin_px = working_bin(int(geom.size), getattr(geom, "effective_mpp", None))
