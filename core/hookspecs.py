@@ -129,7 +129,8 @@ def gigapatch_score_pixels(patches: np.ndarray, context: ScoreContext) -> dict[s
     fast reader, and every plugin's scorer sees the same batch. Return a dict of (B,) or (B, ...)
     arrays: 1-D columns become score columns; all are available, in candidate order, to
     ``gigapatch_score_patches`` as ``context.extra["pixels"][name]`` (e.g. per-block statistics
-    turned into a slide-relative score). Return None to add nothing.
+    turned into a slide-relative score). The batch's (B, 2) level-0 top-left x, y are in
+    ``context.extra["batch_coords"]`` during the call. Return None to add nothing.
     """
 
 
@@ -138,9 +139,14 @@ def gigapatch_score_patches(image: Image, coords: np.ndarray, context: ScoreCont
     """Score candidate patches.
 
     Called once per image with ``coords`` (N, 2) int64 level-0 top-left x, y of the candidates that
-    passed the foreground filter, after every ``gigapatch_score_pixels`` batch. Return a dict of named (N,) float arrays (e.g. ``{"sharpness":
-    ...}``); every plugin's columns are merged into the PatchSet's score table. Return None to add
-    nothing. Use ``context`` for the geometry, masks and config (see :class:`ScoreContext`).
+    passed the foreground filter (the mask's foreground within ``score.candidate_margin`` of
+    ``patch.min_foreground``), after every ``gigapatch_score_pixels`` batch. Return a dict of
+    named (N,) float arrays (e.g. ``{"sharpness": ...}``); every plugin's columns are merged into
+    the PatchSet's score table. A column that already exists (e.g. ``foreground`` measured on the
+    pixels) replaces the candidates' values; the mask's estimate is then kept as
+    ``mask_foreground``, and selection allows ``score.foreground_tolerance`` below the bar for
+    those candidates. Return None to add nothing. Use ``context`` for the geometry, masks and
+    config (see :class:`ScoreContext`).
     """
 
 
