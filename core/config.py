@@ -6,7 +6,6 @@ inside the package) < ``--config FILE.yaml`` < CLI flags.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -14,6 +13,16 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
+
+# the interpreter's own SHA-256 (as random.py does for SHA-512): the same digest, without loading
+# OpenSSL's libcrypto through hashlib (~6 ms of a run's start-up)
+try:
+    from _sha256 import sha256 as _sha256
+except ImportError:  # pragma: no cover - Python >= 3.12 names it _sha2; others: hashlib
+    try:
+        from _sha2 import sha256 as _sha256
+    except ImportError:
+        from hashlib import sha256 as _sha256
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 M = TypeVar("M", bound=BaseModel)
@@ -139,7 +148,7 @@ class Config(_Strict):
     def hash(self) -> str:
         """A short stable hash of the resolved config (recorded in every output)."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return _sha256(blob).hexdigest()[:16]
 
     def to_yaml(self) -> str:
         import yaml

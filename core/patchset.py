@@ -145,13 +145,8 @@ class PatchSet:
 
                 pq.write_table(pa.table({k: np.asarray(v) for k, v in cols.items()}), tmp)
             else:
-                import csv
-
                 with open(tmp, "w", newline="") as f:
-                    w = csv.writer(f)
-                    w.writerow(list(cols))
-                    rows = zip(*[c.tolist() for c in cols.values()])
-                    w.writerows(rows)
+                    f.write(_csv_text(cols))
         return path
 
     # ------------------------------------------------------------------ h5
@@ -218,6 +213,42 @@ class PatchSet:
             mask=mask,
             mask_downsample=mds,
         )
+
+
+def _csv_text(cols: dict[str, np.ndarray]) -> str:
+    """The text ``csv.writer`` writes for the header and the rows of ``cols`` (n,) each.
+
+    Each column's distinct values (bitwise for numbers: -0.0 and NaN stay themselves) are
+    formatted once, as csv formats them (``str`` of the Python value), instead of once per row;
+    a table with a value that csv would quote, or a column of other kinds, goes through
+    ``csv.writer`` itself.
+    """
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(list(cols))
+    columns: list[list[str]] = []
+    for c in map(np.asarray, cols.values()):
+        if c.dtype.kind in "biuf" and c.dtype.itemsize in (1, 2, 4, 8):
+            _, first, inv = np.unique(c.view(f"u{c.dtype.itemsize}"), return_index=True,
+                                      return_inverse=True)
+            text = [str(v) for v in c[first].tolist()]
+        elif c.dtype.kind == "U":
+            u, inv = np.unique(c, return_inverse=True)
+            text = u.tolist()
+            if any(ch in v for v in text for ch in ',"\r\n'):
+                break  # csv quotes it
+        else:
+            break
+        columns.append(np.array(text, dtype=object)[inv.ravel()].tolist())
+    else:
+        if len(columns) > 1 and columns[0]:  # (csv quotes the empty field of a one-field row)
+            buf.write("\r\n".join(map(",".join, zip(*columns))) + "\r\n")
+            return buf.getvalue()
+    w.writerows(zip(*[c.tolist() for c in cols.values()]))
+    return buf.getvalue()
 
 
 def _py(v: Any) -> Any:

@@ -353,9 +353,15 @@ class TiffImage(Image):
                 if f.read(4) not in _TIFF_MAGIC:
                     return False
             with tifffile.TiffFile(path) as tf:
-                pages, problem = _pyramid_pages(tf)
+                return TiffImage.supports_tiff(tf)
         except (OSError, ValueError, KeyError, IndexError, struct.error):
             return False
+
+    @staticmethod
+    def supports_tiff(tf: Any) -> bool:
+        """:meth:`supports` for a file already open as a ``tifffile.TiffFile`` (a caller that
+        looked at its tags need not parse it twice). Raises what parsing a broken file raises."""
+        pages, problem = _pyramid_pages(tf)
         return bool(pages) and problem is None
 
     def _read_metadata(self, tf: Any, page0: Any) -> None:

@@ -14,13 +14,25 @@ No images ship with the package: the NEU-DET test images have no open licence.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .defects import defect_scores, gigapatch_score_patches, local_contrast, relative_defect  # noqa: F401
 from .domain import gigapatch_domains  # noqa: F401
 from .mask import gigapatch_foreground_mask, metal_mask, otsu_split, to_grey  # noqa: F401
 from .settings import MetalSettings
-from .voc import box_labels, box_overlap, read_voc_boxes
 
 __version__ = "0.1.0"
+
+#: Pascal-VOC helpers, imported on first use (a run that tiles an image never needs them)
+_VOC = ("box_labels", "box_overlap", "read_voc_boxes")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VOC:
+        from . import voc
+
+        return getattr(voc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "MetalSettings",

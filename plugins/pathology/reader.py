@@ -159,9 +159,9 @@ def core_reads(path: str | Path) -> bool:
                     or page.description.lstrip().startswith("<")
                     or page.software.startswith(OTHER_VENDOR_SOFTWARE)):
                 return False
+            return TiffImage.supports_tiff(tf)  # the file parsed once for both questions
     except Exception:  # a broken TIFF: OpenSlide (and then the core) say why
         return False
-    return TiffImage.supports(path)
 
 
 @hookimpl

@@ -14,8 +14,9 @@ through the ``gigapatch`` entry-point group. It provides
 
 from __future__ import annotations
 
+from typing import Any
+
 from .domain import gigapatch_domains  # noqa: F401
-from .geo import patch_bounds, patch_corners, patch_polygons, to_geojson, write_geojson
 from .masks import (
     SatelliteSettings,
     cloud_mask,
@@ -34,6 +35,17 @@ from .reader import (  # noqa: F401
 )
 
 __version__ = "0.1.0"
+
+#: georeferencing helpers, imported on first use (a run that tiles a slide never needs them)
+_GEO = ("patch_bounds", "patch_corners", "patch_polygons", "to_geojson", "write_geojson")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _GEO:
+        from . import geo
+
+        return getattr(geo, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "RasterioImage",
