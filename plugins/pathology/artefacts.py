@@ -36,6 +36,22 @@ DEFAULT_PEN_GROW = 0
 #: block focus (:func:`block_focus`) below which a block is out of focus whatever the slide;
 #: such blocks never set the slide's reference (in-focus H&E at 0.5 um/px: median ~2)
 FOCUS_FLOOR = 0.3
+#: black ink, near-opaque: a pixel whose most transmitted channel has at least this optical
+#: density (strong evidence, < 22 % of the light; weak: < 27 %) and whose green is at least
+#: ``OPAQUE_GR`` (weak: ``OPAQUE_GR_WEAK``) x its red is ink. Ink absorbs red and green alike
+#: (green/red ~0.9-1.4 over tissue); H&E reaches such densities only where eosin and
+#: haematoxylin pile up (nuclei clusters, folds), which absorb green far more (green/red
+#: ~0.2-0.55 on synthetic slides with CMU-1 texture)
+OPAQUE_OD = 1.5
+OPAQUE_OD_WEAK = 1.3
+OPAQUE_GR = 0.75
+OPAQUE_GR_WEAK = 0.68
+#: black ink over tissue (weak evidence): density above the slide's median tissue density
+#: (:func:`_tissue_od`) of at least ``EXCESS_OD`` in every channel, min/max above ``EXCESS_RATIO``
+EXCESS_OD = 0.8
+EXCESS_RATIO = 0.7
+#: fewest tissue pixels (of the ~65k sampled) for a tissue reference density
+MIN_REF_PIXELS = 300
 #: candidates at least this dense in tissue set the slide's reference sharpness
 REFERENCE_FOREGROUND = 0.9
 
@@ -128,6 +144,26 @@ def _median_band(a: np.ndarray, y0: int, y1: int) -> np.ndarray:
         return a[y0:y1]
     s0, s1 = max(0, y0 - 1), min(h, y1 + 1)
     return cv2.medianBlur(np.ascontiguousarray(a[s0:s1]), 3)[y0 - s0 : y1 - s0]
+
+
+@_same_view
+def _tissue_od(rgb: np.ndarray) -> np.ndarray | None:
+    """Median optical density (3,) float32 of the stained tissue of a view (white-balanced on
+    its glass; ~65k pixels sampled), or None when it has too little tissue.
+
+    Black ink over tissue adds a *neutral* density to the stain's: the pixel's density above
+    this reference is grey (:func:`_pen_evidence`), where a denser stain (a fold, a nuclei
+    cluster) adds density along the stain's own colour, green far above red and blue.
+    """
+    a = np.asarray(rgb)[:, :, :3]
+    h, w = a.shape[:2]
+    step = max(1, int(np.ceil(np.sqrt(h * w / 6.5e4))))
+    f = a[::step, ::step].reshape(-1, 3).astype(np.float32) * (255.0 / _glass(rgb))
+    cmax, cmin, sat = _max_min_sat(f)
+    t = (sat > 0.15) & (cmax > 120.0) & (cmax < 235.0)
+    if t.sum() < MIN_REF_PIXELS:
+        return None
+    return np.median(np.log(256.0 / (np.maximum(f[t], 0.0) + 1.0)), axis=0).astype(np.float32)
 
 
 @_same_view
@@ -313,9 +349,11 @@ def _hysteresis(weak: np.ndarray, seeds: Iterator[tuple[int, int, np.ndarray]]) 
 def _pen_evidence(
     f: np.ndarray, colors: tuple[str, ...],
     max_min_sat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ref_od: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Strong and weak ink evidence (bool, (h, w)) of balanced float32 pixels (see :func:`pen_mask`);
-    ``max_min_sat``: :func:`_max_min_sat` of ``f`` when the caller has it."""
+    ``max_min_sat``: :func:`_max_min_sat` of ``f`` when the caller has it; ``ref_od``: the
+    slide's tissue density (:func:`_tissue_od`), for black ink over tissue."""
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
     cmax, cmin, sat = _max_min_sat(f) if max_min_sat is None else max_min_sat
     m = np.zeros(r.shape, bool)  # strong evidence
@@ -335,9 +373,20 @@ def _pen_evidence(
             odmin = np.log(256.0 / (np.maximum(cmax[dark], 0.0) + 1.0))
             odmax = np.log(256.0 / (np.maximum(cmin[dark], 0.0) + 1.0))
             ratio = odmin / np.maximum(odmax, 1e-3)
+            gr = (np.maximum(g[dark], 0.0) + 1.0) / (np.maximum(r[dark], 0.0) + 1.0)
+            # ... or near-opaque in every channel, green no darker than red (OPAQUE_OD): a dense
+            # felt-tip stroke or layered strokes, whose residual colour (sensor noise, the stain
+            # under it) breaks the neutral-ratio rules
             m[dark] |= (((ratio > 0.88) & (odmax > 0.45)) | ((ratio > 0.8) & (odmax > 0.75))
-                        | ((ratio > 0.75) & (odmin > 0.8)))
-            weak[dark] |= (ratio > 0.71) & (odmax > 1.0)
+                        | ((ratio > 0.75) & (odmin > 0.8))
+                        | ((gr > OPAQUE_GR) & (odmin > OPAQUE_OD)))
+            weak[dark] |= (((ratio > 0.71) & (odmax > 1.0))
+                           | ((gr > OPAQUE_GR_WEAK) & (odmin > OPAQUE_OD_WEAK)))
+            if ref_od is not None:  # a grey density on top of the stain's
+                fd = np.maximum(f[dark], 0.0)
+                ex = np.log(256.0 / (fd + 1.0)) - ref_od
+                lo, hi = ex.min(axis=-1), ex.max(axis=-1)
+                weak[dark] |= (lo > EXCESS_OD) & (lo > EXCESS_RATIO * hi)
     if "red" in colors:
         m |= (r - g > 90) & (b - g < 0.2 * (r - g)) & (sat > 0.6)
         weak |= (r - g > 70) & (b - g < 0.3 * (r - g)) & (sat > 0.5)
@@ -359,12 +408,16 @@ def pen_mask(
     - green (and teal tissue-marking dye): ``g - r > 10``, ``g - b > -5``, ``sat > 0.15``
     - black (neutral density, unlike any stain; bluish IHC haematoxylin comes close, so faint
       ink must be very neutral): ``min(od) / max(od)`` above 0.88 with ``max(od) > 0.45``, above
-      0.8 with ``max(od) > 0.75``, or, over tissue, above 0.75 with ``min(od) > 0.8``
+      0.8 with ``max(od) > 0.75``, or, over tissue, above 0.75 with ``min(od) > 0.8``; or
+      near-opaque (``min(od) > 1.5``) with green at least 0.75 x red (a dense stroke over
+      tissue, layered strokes: their residual colour breaks the neutral rules, but unlike
+      stain they absorb green no more than red)
     - red (opt-in, red blood cells look alike): ``r - g > 90``, ``b - g < 0.2 (r - g)``,
       ``sat > 0.6``
 
-    Weaker evidence (each threshold relaxed) counts where it is connected to strong evidence, so
-    a stroke is followed over dark tissue. Components smaller than ``min_area`` px are dropped, the rest grown by ``grow`` px (1 also
+    Weaker evidence (each threshold relaxed; for black ink also a grey density of >= 0.8 on
+    top of the slide's median tissue density, :func:`_tissue_od`) counts where it is connected
+    to strong evidence, so a stroke is followed over dark tissue. Components smaller than ``min_area`` px are dropped, the rest grown by ``grow`` px (1 also
     takes the soft edges of a stroke; 0, the default, keeps per-patch pen fractions unbiased).
 
     The rules run band by band (:func:`_view_bands`): two bool planes are the full-size arrays,
@@ -387,10 +440,11 @@ def pen_mask(
     colors = tuple(colors)
     if a.size:
         _glass(a)  # before the planes below: its temporaries are the larger ones
+    ref = _tissue_od(a) if a.size and "black" in colors else None
     m = np.zeros((h, w), bool)  # strong evidence
     weak = np.zeros((h, w), bool)  # weaker evidence, kept where connected to strong
     for y0, y1, f in _view_bands(a):
-        m[y0:y1], weak[y0:y1] = _pen_evidence(f, colors)
+        m[y0:y1], weak[y0:y1] = _pen_evidence(f, colors, ref_od=ref)
     return _pen_from_evidence(m, weak, min_area, grow)
 
 

@@ -32,6 +32,7 @@ from .artefacts import (
     _pen_evidence,
     _pen_from_evidence,
     _percentile_nonneg,
+    _tissue_od,
     _view_bands,
     pen_mask,
 )
@@ -109,10 +110,11 @@ def tissue_mask(
     find_ink = bool(colors) and ink is None
     if find_ink:
         strong_ink, weak_ink = np.empty((h, w), bool), np.empty((h, w), bool)
+        ref = _tissue_od(a) if "black" in colors else None  # as pen_mask does
     for y0, y1, f in _view_bands(a):
         mms = _max_min_sat(f)
         if find_ink:
-            strong_ink[y0:y1], weak_ink[y0:y1] = _pen_evidence(f, colors, mms)
+            strong_ink[y0:y1], weak_ink[y0:y1] = _pen_evidence(f, colors, mms, ref)
         s = mms[2]
         s *= 255.0
         grey = f @ _GREY
