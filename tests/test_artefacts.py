@@ -9,15 +9,9 @@ import pytest
 
 from gigapatch import ArrayImage, ConfigError, load_config
 from gigapatch.synth import synthetic_slide
-from gigapatch_pathology import artefacts, tissue
-from gigapatch_pathology.artefacts import (
-    block_focus,
-    blur_fraction,
-    learned_mask,
-    pen_mask,
-    pixel_features,
-    save_pixel_classifier,
-)
+from gigapatch_pathology import artefacts, learned, tissue
+from gigapatch_pathology.artefacts import block_focus, blur_fraction, pen_mask
+from gigapatch_pathology.learned import learned_mask, pixel_features, save_pixel_classifier
 from gigapatch_pathology.tissue import tissue_mask
 
 DS = 16
@@ -235,7 +229,7 @@ def test_learned_mask_trained_here(synth, tmp_path):
     clf = LogisticRegression(max_iter=500).fit(x[keep], y[keep])
     w = save_pixel_classifier(tmp_path / "tissue.npz", clf.coef_[0], clf.intercept_[0])
     cfg = load_config("pathology", overrides={"mask.model_weights": str(w)})
-    m = artefacts.gigapatch_learned_mask(rgb=rgb_b, weights=w, domain="pathology", config=cfg)
+    m = learned.gigapatch_learned_mask(rgb=rgb_b, weights=w, domain="pathology", config=cfg)
     assert m.shape == rgb_b.shape[:2] and m.dtype == bool
     assert _iou(m, frac_b["tissue"] >= 0.5) > 0.8  # generalises to another slide
     # through pluggy, as the pipeline calls it
@@ -243,7 +237,7 @@ def test_learned_mask_trained_here(synth, tmp_path):
     from gigapatch import hookspecs
 
     pm.add_hookspecs(hookspecs)
-    pm.register(artefacts)
+    pm.register(learned)
     m2 = pm.hook.gigapatch_learned_mask(rgb=rgb_b, weights=w, domain="pathology", config=cfg)
     assert np.array_equal(m, m2)
 

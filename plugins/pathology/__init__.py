@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from .artefacts import (  # noqa: F401
     gigapatch_exclusion_masks,
-    gigapatch_learned_mask,
     gigapatch_score_patches,
     gigapatch_score_pixels,
 )
 from .domain import gigapatch_domains  # noqa: F401
+from .learned import gigapatch_learned_mask  # noqa: F401
 from .reader import gigapatch_open_image, gigapatch_readers  # noqa: F401
 from .tissue import gigapatch_foreground_mask  # noqa: F401
 
