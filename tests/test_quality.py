@@ -85,10 +85,10 @@ def test_default_pathology_quality_on_hold_out_slide():
     m = truth_metrics(ps.coords, ps.patch_size_level0, truth, img.dimensions,
                       cfg.patch.min_foreground)
     assert m["n_ideal"] >= 40
-    # brief's target is 0.99; measured on hold-out seeds 100-111 + 123: mean 0.987, min 0.964 (the
-    # misses are 1-3 border patches per slide: estimate just below min_foreground, a false pen or
-    # blur flag). This slide measures 0.982.
-    assert m["coverage"] >= 0.97
+    # the brief's targets; this slide measures coverage 1.0 and tissue 0.969 since border
+    # candidates are measured on their pixels (0.982 coverage from the mask alone). Other hold-out
+    # slides still miss a border cell or a thin ink stroke now and then (README, quality table).
+    assert m["coverage"] >= 0.99
     assert m["tissue_fraction"] >= 0.96
     assert m["pen_bad"] <= 0.005
     assert m["blur_bad"] <= 0.02
