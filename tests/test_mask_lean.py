@@ -36,26 +36,23 @@ def test_banding_does_not_change_the_masks(view, monkeypatch):
     whole_band = 1 << 30
     monkeypatch.setattr(artefacts, "BAND_PIXELS", whole_band)
     t1, p1 = tissue.tissue_mask(_fresh(view)), artefacts.pen_mask(_fresh(view))
-    ch1 = artefacts._channels(_fresh(view))
+    ch1 = artefacts._sat_grey(_fresh(view))
     monkeypatch.setattr(artefacts, "BAND_PIXELS", 3000)  # ~3 rows per band
     t2, p2 = tissue.tissue_mask(_fresh(view)), artefacts.pen_mask(_fresh(view))
-    ch2 = artefacts._channels(_fresh(view))
+    ch2 = artefacts._sat_grey(_fresh(view))
     assert p1.any() and t1.mean() > 0.05  # the slide has ink and tissue
     assert np.array_equal(t1, t2)
     assert np.array_equal(p1, p2)
     for a, b in zip(ch1, ch2):
         assert np.array_equal(a, b)
-    sat, grey = artefacts._sat_grey(_fresh(view))  # the lean pair: the same two planes
-    assert np.array_equal(sat, ch1[3]) and np.array_equal(grey, ch1[4])
 
 
-def test_channels_match_the_whole_view_formulas(view):
-    """_channels: balanced median-filtered planes, computed here on the whole view at once."""
-    r, g, b, sat, grey = artefacts._channels(_fresh(view))
+def test_sat_grey_match_the_whole_view_formulas(view):
+    """_sat_grey: balanced median-filtered planes, computed here on the whole view at once."""
+    sat, grey = artefacts._sat_grey(_fresh(view))
     a = cv2.medianBlur(view, 3)
     f = a.astype(np.float32) * (255.0 / artefacts.glass_rgb(a))
     mx, mn = f.max(axis=2), f.min(axis=2)
-    assert np.array_equal(r, f[..., 0]) and np.array_equal(b, f[..., 2])
     assert np.array_equal(sat, (mx - mn) / np.maximum(mx, 1.0))
     assert np.array_equal(grey, f @ np.array([0.299, 0.587, 0.114], np.float32))
 
@@ -64,7 +61,7 @@ def test_trim_edges_matches_whole_image_gaussians(view):
     """The banded, column-cropped Gaussian sums drop the pixels the whole-image ones do."""
     rgb = _fresh(view)
     mask = tissue.tissue_mask(rgb, edge_ratio=0)
-    sat = artefacts._channels(rgb)[3] * 255.0
+    sat = artefacts._sat_grey(rgb)[0] * 255.0
     interior = cv2.erode(mask.view(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
     edge = mask & (interior == 0)
     wsum = cv2.GaussianBlur(interior, (0, 0), 4.0)

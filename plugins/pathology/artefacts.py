@@ -201,29 +201,10 @@ def _max_min_sat(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @_same_view
-def _channels(rgb: np.ndarray, balance: bool = True) -> tuple[np.ndarray, ...]:
-    """r, g, b, saturation (0-1) and grey (luma) float32 planes of a 3 x 3 median-filtered view,
-    white-balanced on the glass colour (:func:`glass_rgb`) so a tinted background reads as white.
-
-    Computed band by band (:func:`_view_bands`): the five planes (20 bytes per pixel) are the only
-    full-size arrays. The tissue and pen masks do not need them (they keep less per pixel).
-    """
-    a = np.asarray(rgb)
-    h, w = a.shape[:2]
-    f = np.empty((h, w, 3), np.float32)
-    sat = np.empty((h, w), np.float32)
-    grey = np.empty((h, w), np.float32)
-    for y0, y1, fb in _view_bands(a, balance):
-        f[y0:y1] = fb
-        sat[y0:y1] = _max_min_sat(fb)[2]
-        grey[y0:y1] = fb @ _GREY
-    return f[..., 0], f[..., 1], f[..., 2], sat, grey
-
-
-@_same_view
 def _sat_grey(rgb: np.ndarray, balance: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The saturation and grey planes of :func:`_channels` (the same numbers), computed band by
-    band: 8 bytes per pixel instead of 20, for callers that need only these two."""
+    """Saturation ``(max - min) / max(max, 1)`` (0-1) and grey (luma) float32 planes of the 3 x 3
+    median-filtered view, white-balanced on the glass colour (:func:`glass_rgb`) so a tinted
+    background reads as white; computed band by band (:func:`_view_bands`), 8 bytes per pixel."""
     a = np.asarray(rgb)
     h, w = a.shape[:2]
     sat = np.empty((h, w), np.float32)
