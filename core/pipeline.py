@@ -7,6 +7,7 @@ plugin hooks and writes the outputs. Data flows one way.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,7 +38,16 @@ def mask_downsample_for(image: Image, config: Config, size_level0: int) -> float
     # (level downsamples are ratios of rounded sizes: 64.02 is the 64 level)
     stored = [d for d in image.level_downsamples
               if ds * 0.98 <= d <= 1.5 * ds and d <= size_level0 / 4.0 * 1.02]
-    return float(min(stored)) if stored else float(ds)
+    if stored:
+        return float(min(stored))
+    # else up to 10 % coarser to a whole multiple of the level it is read from: an exact k x k
+    # shrink is a box average, read in tile-row bands and several times faster than an
+    # arbitrary ratio (31.25 -> 32 on a 40k slide)
+    lds = image.level_downsamples[image.get_best_level_for_downsample(ds)]
+    k = math.ceil(ds / lds - 1e-9)
+    if k * lds <= 1.1 * ds and k * lds <= max(1.0, size_level0 / 4.0):
+        return float(k * lds)
+    return float(ds)
 
 
 def compute_mask(

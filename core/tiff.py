@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import GigapatchError, ImageError
-from .image import Image
+from .image import COPY_BAND_BYTES, Image
 from .tilecache import DEFAULT_CACHE_BYTES, TileCache
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -190,6 +190,19 @@ def _pyramid_pages(tf: Any) -> tuple[list[Any], str | None]:
     return pages, None
 
 
+def _drop_offsets(pages: list[Any]) -> None:
+    """Free the tile/strip offset and byte-count tuples of parsed tifffile pages (the levels
+    keep their own int64 copies): tifffile's pages hold reference cycles, so without this the
+    tuples (~36 bytes a tile) live until a garbage collection."""
+    for page in pages:
+        for code in (273, 279, 324, 325):
+            with contextlib.suppress(Exception):
+                while code in page.tags:
+                    del page.tags[code]
+        with contextlib.suppress(AttributeError):
+            page.dataoffsets = page.databytecounts = ()
+
+
 def _make_level(page: Any) -> _Level:
     w, h = int(page.imagewidth), int(page.imagelength)
     if page.is_tiled:
@@ -322,6 +335,7 @@ class TiffImage(Image):
                     raise ImageError(self.path, problem)
                 self._levels = [_make_level(p) for p in pages]
                 self._read_metadata(tf, pages[0])
+                _drop_offsets(pages)
         except GigapatchError:
             raise
         except Exception as e:
@@ -338,6 +352,7 @@ class TiffImage(Image):
         self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         self._io_lock = threading.Lock()
         self.cache = TileCache(cache_bytes)
+        self._store_tiles = True
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as (path, cache size): a copy in another process reopens the file."""
@@ -358,10 +373,15 @@ class TiffImage(Image):
             return False
 
     @staticmethod
-    def supports_tiff(tf: Any) -> bool:
+    def supports_tiff(tf: Any, release: bool = False) -> bool:
         """:meth:`supports` for a file already open as a ``tifffile.TiffFile`` (a caller that
-        looked at its tags need not parse it twice). Raises what parsing a broken file raises."""
+        looked at its tags need not parse it twice). Raises what parsing a broken file raises.
+        ``release``: drop the level pages' tile offsets from ``tf`` once answered (tifffile keeps
+        them as tuples of Python ints, ~12 MB for a 100k px slide, and its pages hold reference
+        cycles, so they would stay until the next garbage collection)."""
         pages, problem = _pyramid_pages(tf)
+        if release:
+            _drop_offsets(pages)
         return bool(pages) and problem is None
 
     def _read_metadata(self, tf: Any, page0: Any) -> None:
@@ -536,10 +556,62 @@ class TiffImage(Image):
         """As :meth:`Image.read_level_downsampled`; the tiles of the level it read are then
         dropped from the cache (a whole-level view is read once; patches come from level 0)."""
         level = self.get_best_level_for_downsample(downsample)
+        lv = self._level(level)
+        w0, h0 = self.dimensions
+        out_w, out_h = max(1, math.ceil(w0 / downsample)), max(1, math.ceil(h0 / downsample))
+        ratio = downsample / self.level_downsamples[level]
+        k = round(ratio)
+        if (lv.width, lv.height) == (out_w, out_h):
+            # a stored level read as is: each tile decoded once, straight into the output (no
+            # band buffer, nothing cached)
+            out = np.empty((out_h, out_w, 3), np.uint8)
+            self._decode_rows(level, 0, lv.nty, out)
+            return out
+        if (abs(ratio - k) < 1e-9 and k > 1 and lv.th % k == 0
+                and (lv.width, lv.height) == (out_w * k, out_h * k)):
+            # an exact k x k shrink of a stored level: a box average, so bands of whole tile
+            # rows give the very pixels of one whole-level resize; each tile decoded once
+            import cv2
+
+            out = np.empty((out_h, out_w, 3), np.uint8)
+            rows = max(1, int(COPY_BAND_BYTES // (lv.width * 3 * lv.th)))  # tile rows a band
+            buf = np.empty((rows * lv.th, lv.width, 3), np.uint8)
+            for ty in range(0, lv.nty, rows):
+                ty1 = min(lv.nty, ty + rows)
+                y0, y1 = ty * lv.th, min(lv.height, ty1 * lv.th)
+                band = buf[: y1 - y0]
+                self._decode_rows(level, ty, ty1, band)
+                cv2.resize(band, (out_w, (y1 - y0) // k), dst=out[y0 // k : y1 // k],
+                           interpolation=cv2.INTER_AREA)
+            return out
+        self._store_tiles = False  # the resized bands' tiles are not kept either
         try:
             return super().read_level_downsampled(downsample)
         finally:
+            self._store_tiles = True
             self.cache.discard(lambda key: key[0] != level)
+
+    def _decode_rows(self, level: int, ty0: int, ty1: int, out: np.ndarray) -> None:
+        """Decode tile rows ``ty0:ty1`` of ``level`` (every column) into ``out``, whose row 0 is
+        the level's row ``ty0 * th`` and which is as wide as the level; on the region threads,
+        nothing cached."""
+        lv = self._level(level)
+        h, w = out.shape[:2]
+        top = ty0 * lv.th
+
+        def put(key: tuple[int, int]) -> None:
+            tx, ty = key
+            x0, y0 = tx * lv.tw, ty * lv.th - top
+            x1, y1 = min(x0 + lv.tw, w), min(y0 + lv.th, h)
+            out[y0:y1, x0:x1] = self._decode_tile(level, tx, ty)[: y1 - y0, : x1 - x0]
+
+        keys = [(tx, ty) for ty in range(ty0, ty1) for tx in range(lv.ntx)]
+        if len(keys) > 8:
+            for _ in _pool().map(put, keys):
+                pass
+        else:
+            for key in keys:
+                put(key)
 
     def read_region(
         self, location: tuple[int, int], level: int, size: tuple[int, int]
@@ -557,7 +629,7 @@ class TiffImage(Image):
         keys = [(tx, ty) for ty in range(y0 // lv.th, (y1 - 1) // lv.th + 1)
                 for tx in range(x0 // lv.tw, (x1 - 1) // lv.tw + 1)]
         tile_bytes = lv.th * lv.tw * 3
-        store = len(keys) * tile_bytes <= self.cache.max_bytes // 2
+        store = self._store_tiles and len(keys) * tile_bytes <= self.cache.max_bytes // 2
         if len(keys) > 8:
             tiles: Iterable[np.ndarray] = _pool().map(
                 lambda k: self.read_tile(level, k[0], k[1], store), keys)

@@ -159,7 +159,8 @@ def core_reads(path: str | Path) -> bool:
                     or page.description.lstrip().startswith("<")
                     or page.software.startswith(OTHER_VENDOR_SOFTWARE)):
                 return False
-            return TiffImage.supports_tiff(tf)  # the file parsed once for both questions
+            # the file parsed once for both questions; its tile offsets freed at once
+            return TiffImage.supports_tiff(tf, release=True)
     except Exception:  # a broken TIFF: OpenSlide (and then the core) say why
         return False
 
