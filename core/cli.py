@@ -268,15 +268,23 @@ def demo(
     console.print(f"{paths['n_patches']} patches kept", highlight=False)
 
 
-def _register_training() -> None:
+_CORE_COMMANDS = frozenset({"tile", "info", "plugins", "demo"})
+_training_registered = False
+
+
+def _register_training(args: list[str]) -> None:
+    """Add ``train`` and ``predict`` unless the command line names a core command (their module
+    costs a few ms of every ``tile``); ``--help`` and the training commands get them."""
+    global _training_registered
+    first = next((a for a in args if not a.startswith("-")), None)
+    if _training_registered or first in _CORE_COMMANDS:
+        return
     try:
         from .training.cli import register
     except ImportError:  # training commands arrive with the training package
         return
     register(app)
-
-
-_register_training()
+    _training_registered = True
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -308,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
 def _run(argv: list[str] | None) -> None:
     from .errors import GigapatchError
 
+    _register_training(sys.argv[1:] if argv is None else list(argv))
     try:
         rc = app(args=argv, standalone_mode=False)
         if isinstance(rc, int) and rc:

@@ -56,7 +56,7 @@ REFERENCE_FOREGROUND = 0.9
 
 #: pixels per band of the per-pixel passes: their float32 temporaries stay a few MB whatever the
 #: size of the view (the outputs are the only full-size arrays)
-BAND_PIXELS = 1 << 16
+BAND_PIXELS = 1 << 15
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
 #: the last read-only view keyed by identity (see :func:`_view_key`)
 _last_view: dict[str, Any] = {}
@@ -124,6 +124,11 @@ def _same_view(fn):
     return wrapper
 
 
+#: pixels sampled (on a regular grid) for the glass colour and saturation: a quarter million
+#: fix a median of the brightest tenth to well under one grey level
+GLASS_SAMPLES = 2.5e5
+
+
 def _bands(h: int, w: int, multiple: int = 1) -> Iterator[tuple[int, int]]:
     """Row ranges ``(y0, y1)`` of about :data:`BAND_PIXELS` pixels (``y0`` a multiple of ``multiple``)."""
     rows = max(1, BAND_PIXELS // max(w, 1))
@@ -161,7 +166,8 @@ def _tissue_od(rgb: np.ndarray) -> np.ndarray | None:
     t = (sat > 0.15) & (cmax > 120.0) & (cmax < 235.0)
     if t.sum() < MIN_REF_PIXELS:
         return None
-    return np.median(np.log(256.0 / (np.maximum(f[t], 0.0) + 1.0)), axis=0).astype(np.float32)
+    od = np.log(256.0 / (np.maximum(f[t], 0.0) + 1.0))
+    return np.array([_median(od[:, c]) for c in range(3)], np.float32)
 
 
 @_same_view
@@ -219,7 +225,7 @@ def glass_rgb(rgb: np.ndarray) -> np.ndarray:
     """(3,) float32 colour of the glass: per-channel median of the brightest 10 % of pixels,
     at least 200 (a slide filled with tissue then falls back to near white)."""
     a = np.asarray(rgb)[:, :, :3]
-    step = max(1, int(np.sqrt(a.shape[0] * a.shape[1] / 1e6)))  # ~1 M samples are plenty
+    step = max(1, int(np.sqrt(a.shape[0] * a.shape[1] / GLASS_SAMPLES)))
     a = a[::step, ::step]
     h, w = a.shape[:2]
     if h * w == 0:
@@ -333,8 +339,33 @@ def _pen_evidence(
     """Strong and weak ink evidence (bool, (h, w)) of balanced float32 pixels (see :func:`pen_mask`);
     ``max_min_sat``: :func:`_max_min_sat` of ``f`` when the caller has it; ``ref_od``: the
     slide's tissue density (:func:`_tissue_od`), for black ink over tissue."""
-    r, g, b = f[..., 0], f[..., 1], f[..., 2]
     cmax, cmin, sat = _max_min_sat(f) if max_min_sat is None else max_min_sat
+    # every rule needs some saturation (blue, green, red) or a dark channel (black): the rules
+    # run on those pixels only (glass, most of a slide, has neither), with the same outcome
+    low = [_INK_MIN_SAT[c] for c in colors if c in _INK_MIN_SAT]
+    cand = sat > min(low) if low else np.zeros(sat.shape, bool)
+    if "black" in colors:
+        cand |= cmin < 165.0
+    n = int(np.count_nonzero(cand))
+    if n > 0.5 * cand.size:
+        return _pen_rules(f, colors, cmax, cmin, sat, ref_od)
+    m = np.zeros(sat.shape, bool)
+    weak = np.zeros(sat.shape, bool)
+    if n:
+        m[cand], weak[cand] = _pen_rules(f[cand], colors, cmax[cand], cmin[cand], sat[cand], ref_od)
+    return m, weak
+
+
+#: the least saturation any rule of a coloured ink asks for (its weak rule's)
+_INK_MIN_SAT = {"blue": 0.18, "green": 0.1, "red": 0.5}
+
+
+def _pen_rules(
+    f: np.ndarray, colors: tuple[str, ...], cmax: np.ndarray, cmin: np.ndarray, sat: np.ndarray,
+    ref_od: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_pen_evidence`'s rules on pixels ``f`` (..., 3) and their max, min and saturation."""
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
     m = np.zeros(r.shape, bool)  # strong evidence
     weak = np.zeros(r.shape, bool)  # weaker evidence, kept where connected to strong
     if "blue" in colors:
@@ -349,8 +380,12 @@ def _pen_evidence(
         # (a min channel >= 165 has max OD <= 0.433)
         dark = cmin < 165.0
         if dark.any():
-            odmin = np.log(256.0 / (np.maximum(cmax[dark], 0.0) + 1.0))
-            odmax = np.log(256.0 / (np.maximum(cmin[dark], 0.0) + 1.0))
+            # per-channel densities; the min / max density is that of the max / min channel
+            # (the same float32 numbers as taking the logs of cmax and cmin)
+            od = np.log(256.0 / (np.maximum(f[dark], 0.0) + 1.0))
+            o0, o1, o2 = od[:, 0], od[:, 1], od[:, 2]
+            odmin = np.minimum(np.minimum(o0, o1), o2)
+            odmax = np.maximum(np.maximum(o0, o1), o2)
             ratio = odmin / np.maximum(odmax, 1e-3)
             gr = (np.maximum(g[dark], 0.0) + 1.0) / (np.maximum(r[dark], 0.0) + 1.0)
             # ... or near-opaque in every channel, green no darker than red (OPAQUE_OD): a dense
@@ -362,9 +397,10 @@ def _pen_evidence(
             weak[dark] |= (((ratio > 0.71) & (odmax > 1.0))
                            | ((gr > OPAQUE_GR_WEAK) & (odmin > OPAQUE_OD_WEAK)))
             if ref_od is not None:  # a grey density on top of the stain's
-                fd = np.maximum(f[dark], 0.0)
-                ex = np.log(256.0 / (fd + 1.0)) - ref_od
-                lo, hi = ex.min(axis=-1), ex.max(axis=-1)
+                ex = od - ref_od
+                e0, e1, e2 = ex[:, 0], ex[:, 1], ex[:, 2]
+                lo = np.minimum(np.minimum(e0, e1), e2)
+                hi = np.maximum(np.maximum(e0, e1), e2)
                 weak[dark] |= (lo > EXCESS_OD) & (lo > EXCESS_RATIO * hi)
     if "red" in colors:
         m |= (r - g > 90) & (b - g < 0.2 * (r - g)) & (sat > 0.6)
@@ -453,12 +489,33 @@ def glass_dark_grey(rgb: np.ndarray) -> dict[str, np.ndarray]:
     ``white``: bright and unsaturated (glass); ``dark``: grey < 60 (debris, thick folds, black
     ink); ``grey``: unsaturated mid-grey (dust, shadows, out-of-coverslip areas).
     """
-    sat, grey = _sat_grey(rgb)
+    cls = _grey_classes(rgb)
+    return {"white": cls == WHITE, "dark": cls == DARK, "grey": cls == GREYISH}
+
+
+#: :func:`_grey_classes` codes
+WHITE, DARK, GREYISH = 1, 2, 3
+
+
+def _classify_grey(sat: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    """:func:`glass_dark_grey`'s classes of saturation (0-1) and grey planes as one uint8 plane
+    (0 = none of them, :data:`WHITE`, :data:`DARK`, :data:`GREYISH`; they exclude each other)."""
     low = sat < 0.08
-    white = (grey > 215) & low
-    dark = grey < 60
-    greyish = ~white & ~dark & low
-    return {"white": white, "dark": dark, "grey": greyish}
+    cls = np.where(low, np.uint8(GREYISH), np.uint8(0))
+    cls[(grey > 215) & low] = WHITE
+    cls[grey < 60] = DARK
+    return cls
+
+
+@_same_view
+def _grey_classes(rgb: np.ndarray) -> np.ndarray:
+    """(h, w) uint8 :func:`_classify_grey` of the balanced median-filtered view, band by band: one
+    byte per pixel where the saturation and grey planes of :func:`_sat_grey` take eight."""
+    a = np.asarray(rgb)
+    out = np.empty(a.shape[:2], np.uint8)
+    for y0, y1, f in _view_bands(a):
+        out[y0:y1] = _classify_grey(_max_min_sat(f)[2], f @ _GREY)
+    return out
 
 
 def _plugin(config: Any, key: str, default: Any) -> Any:
@@ -574,7 +631,7 @@ def blur_fraction(
     usable = tis & (f >= FOCUS_FLOOR)
     dense = usable & (t >= reference_foreground)
     pool = dense if dense.sum() >= 16 else (usable if usable.any() else tis)
-    ref = np.median(f[pool])
+    ref = _median(f[pool])
     blurred = tis & (f < relative * ref)
     n_t = tis.reshape(len(f), -1).sum(axis=1)
     n_b = blurred.reshape(len(f), -1).sum(axis=1)

@@ -24,6 +24,7 @@ from . import artefacts
 from .artefacts import (
     _GREY,
     DEFAULT_PEN_COLORS,
+    GLASS_SAMPLES,
     _bands,
     _glass,
     _hysteresis,
@@ -45,7 +46,7 @@ def glass_saturation(sat: np.ndarray, grey: np.ndarray) -> float:
     (clamped to 0-40, so a slide filled with tissue does not raise it past tissue)."""
     if sat.size == 0:
         return 0.0
-    step = max(1, int(np.sqrt(sat.size / 1e6)))  # ~1 M samples are plenty
+    step = max(1, int(np.sqrt(sat.size / GLASS_SAMPLES)))
     sat, grey = sat[::step, ::step], grey[::step, ::step]
     bright = grey >= _percentile_nonneg(grey, 90)
     return float(np.clip(_median(sat[bright]), 0, 40))
@@ -103,7 +104,7 @@ def tissue_mask(
     # one banded pass: saturation (float32, kept for the thresholds and trim_edges), the
     # brightness/debris test (bool), the ink evidence, and the subsample glass_saturation looks
     # at; no other full-size array
-    step = max(1, int(np.sqrt(h * w / 1e6)))  # glass_saturation's subsample
+    step = max(1, int(np.sqrt(h * w / GLASS_SAMPLES)))  # glass_saturation's subsample
     sat = np.empty((h, w), np.float32)
     ok = np.empty((h, w), bool)
     grey_sub = np.empty((-(-h // step), -(-w // step)), np.float32)
@@ -116,8 +117,8 @@ def tissue_mask(
         if find_ink:
             strong_ink[y0:y1], weak_ink[y0:y1] = _pen_evidence(f, colors, mms, ref)
         s = mms[2]
-        s *= 255.0
         grey = f @ _GREY
+        s *= 255.0
         del f, mms
         sat[y0:y1] = s
         o = ok[y0:y1]
