@@ -18,7 +18,6 @@ Settings: ``score.blur_relative`` (0 turns the blur score off) and ``score.max_b
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import weakref
 from collections.abc import Iterator
@@ -78,7 +77,15 @@ def _view_key(a: np.ndarray) -> tuple[Any, ...]:
         key: tuple[Any, ...] = ("frozen", n)
         _last_view.update(ref=weakref.ref(a), key=key)
         return key
-    return (hashlib.sha256(a.data).digest(), a.shape, a.dtype.str)
+    return (_digest(a.data), a.shape, a.dtype.str)
+
+
+def _digest(data: memoryview) -> bytes:
+    """SHA-256 of a writeable view's bytes (hashlib, i.e. OpenSSL, loads on the first one: ~6 ms
+    a run that only sees read-only views never pays)."""
+    import hashlib
+
+    return hashlib.sha256(data).digest()
 
 
 def _same_view(fn):
@@ -256,6 +263,11 @@ def _median(values: np.ndarray) -> float:
     return float(np.mean(v[mid - 1 : mid + 1]))
 
 
+#: up to this many values, :func:`_percentile_nonneg` partitions a copy (the 65536-bin
+#: histogram costs ~5 ms whatever the size)
+SMALL_PERCENTILE = 1 << 20
+
+
 def _percentile_nonneg(values: np.ndarray, q: float) -> float:
     """:func:`percentile` of float32 values >= 0 without copying or reordering them.
 
@@ -264,7 +276,9 @@ def _percentile_nonneg(values: np.ndarray, q: float) -> float:
     inputs go through :func:`percentile`.
     """
     v = np.asarray(values)
-    if v.dtype != np.float32 or not v.flags.c_contiguous or v.size == 0 or not v.min() >= 0:
+    if v.size <= SMALL_PERCENTILE or v.dtype != np.float32 or not v.flags.c_contiguous:
+        return percentile(v, q)  # a copy of a small array costs less than the histogram
+    if not v.min() >= 0:
         return percentile(v, q)
     bits = v.reshape(-1).view(np.uint32)
     n = len(bits)
