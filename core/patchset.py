@@ -146,7 +146,7 @@ class PatchSet:
                 pq.write_table(pa.table({k: np.asarray(v) for k, v in cols.items()}), tmp)
             else:
                 with open(tmp, "w", newline="") as f:
-                    f.write(_csv_text(cols))
+                    f.writelines(_csv_chunks(cols))
         return path
 
     # ------------------------------------------------------------------ h5
@@ -216,39 +216,57 @@ class PatchSet:
 
 
 def _csv_text(cols: dict[str, np.ndarray]) -> str:
-    """The text ``csv.writer`` writes for the header and the rows of ``cols`` (n,) each.
+    """The text ``csv.writer`` writes for the header and the rows of ``cols`` (n,) each."""
+    return "".join(_csv_chunks(cols))
 
-    Each column's distinct values (bitwise for numbers: -0.0 and NaN stay themselves) are
-    formatted once, as csv formats them (``str`` of the Python value), instead of once per row;
-    a table with a value that csv would quote, or a column of other kinds, goes through
-    ``csv.writer`` itself.
+
+#: rows per piece of CSV text (the table is written in pieces, never held whole)
+CSV_CHUNK_ROWS = 4096
+
+
+def _csv_chunks(cols: dict[str, np.ndarray]) -> Iterator[str]:
+    """:func:`_csv_text` in pieces: the header, then :data:`CSV_CHUNK_ROWS` rows at a time
+    (memory bounded by a piece, whatever the number of patches).
+
+    In each piece, each column's distinct values (bitwise for numbers: -0.0 and NaN stay
+    themselves) are formatted once, as csv formats them (``str`` of the Python value), instead
+    of once per row; a table with a value that csv would quote, or a column of other kinds, goes
+    through ``csv.writer`` itself.
     """
     import csv
     import io
 
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(list(cols))
-    columns: list[list[str]] = []
-    for c in map(np.asarray, cols.values()):
-        if c.dtype.kind in "biuf" and c.dtype.itemsize in (1, 2, 4, 8):
-            _, first, inv = np.unique(c.view(f"u{c.dtype.itemsize}"), return_index=True,
-                                      return_inverse=True)
-            text = [str(v) for v in c[first].tolist()]
-        elif c.dtype.kind == "U":
-            u, inv = np.unique(c, return_inverse=True)
-            text = u.tolist()
-            if any(ch in v for v in text for ch in ',"\r\n'):
-                break  # csv quotes it
-        else:
-            break
-        columns.append(np.array(text, dtype=object)[inv.ravel()].tolist())
-    else:
-        if len(columns) > 1 and columns[0]:  # (csv quotes the empty field of a one-field row)
-            buf.write("\r\n".join(map(",".join, zip(*columns))) + "\r\n")
-            return buf.getvalue()
-    w.writerows(zip(*[c.tolist() for c in cols.values()]))
-    return buf.getvalue()
+    def written(rows: Any) -> str:
+        buf = io.StringIO()
+        csv.writer(buf).writerows(rows)
+        return buf.getvalue()
+
+    yield written([list(cols)])
+    arrays = [np.asarray(c) for c in cols.values()]
+    n = len(arrays[0]) if arrays else 0
+    fast = len(arrays) > 1 and n > 0  # (csv quotes the empty field of a one-field row)
+    for c in arrays:
+        if c.dtype.kind == "U":
+            if any(ch in v for v in np.unique(c).tolist() for ch in ',"\r\n'):
+                fast = False  # csv quotes it
+        elif not (c.dtype.kind in "biuf" and c.dtype.itemsize in (1, 2, 4, 8)):
+            fast = False
+    for i in range(0, n, CSV_CHUNK_ROWS):
+        part = [c[i : i + CSV_CHUNK_ROWS] for c in arrays]
+        if not fast:
+            yield written(zip(*[c.tolist() for c in part]))
+            continue
+        columns: list[list[str]] = []
+        for c in part:
+            if c.dtype.kind == "U":
+                u, inv = np.unique(c, return_inverse=True)
+                text = u.tolist()
+            else:
+                _, first, inv = np.unique(c.view(f"u{c.dtype.itemsize}"), return_index=True,
+                                          return_inverse=True)
+                text = [str(v) for v in c[first].tolist()]
+            columns.append(np.array(text, dtype=object)[inv.ravel()].tolist())
+        yield "\r\n".join(map(",".join, zip(*columns))) + "\r\n"
 
 
 def _py(v: Any) -> Any:
