@@ -296,7 +296,7 @@ def test_score_hook_adds_blur_and_fractions():
 
 
 def test_percentile_matches_numpy():
-    from gigapatch_pathology.artefacts import percentile
+    from gigapatch_pathology.view import percentile
 
     rng = np.random.default_rng(0)
     for n in (1, 2, 7, 1000, 12345):

@@ -15,6 +15,7 @@ from gigapatch import image as image_module
 from gigapatch.segment import _closure_grid
 from gigapatch.synth import synthetic_slide
 from gigapatch_pathology import artefacts, tissue
+from gigapatch_pathology import view as viewmod
 
 TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
 
@@ -34,12 +35,12 @@ def test_banding_does_not_change_the_masks(view, monkeypatch):
     """Bands of a few rows (medians, Gaussian sums, hysteresis across band seams) give the
     masks of one band covering the whole view."""
     whole_band = 1 << 30
-    monkeypatch.setattr(artefacts, "BAND_PIXELS", whole_band)
+    monkeypatch.setattr(viewmod, "BAND_PIXELS", whole_band)
     t1, p1 = tissue.tissue_mask(_fresh(view)), artefacts.pen_mask(_fresh(view))
-    ch1 = artefacts._sat_grey(_fresh(view))
-    monkeypatch.setattr(artefacts, "BAND_PIXELS", 3000)  # ~3 rows per band
+    ch1 = viewmod._sat_grey(_fresh(view))
+    monkeypatch.setattr(viewmod, "BAND_PIXELS", 3000)  # ~3 rows per band
     t2, p2 = tissue.tissue_mask(_fresh(view)), artefacts.pen_mask(_fresh(view))
-    ch2 = artefacts._sat_grey(_fresh(view))
+    ch2 = viewmod._sat_grey(_fresh(view))
     assert p1.any() and t1.mean() > 0.05  # the slide has ink and tissue
     assert np.array_equal(t1, t2)
     assert np.array_equal(p1, p2)
@@ -49,9 +50,9 @@ def test_banding_does_not_change_the_masks(view, monkeypatch):
 
 def test_sat_grey_match_the_whole_view_formulas(view):
     """_sat_grey: balanced median-filtered planes, computed here on the whole view at once."""
-    sat, grey = artefacts._sat_grey(_fresh(view))
+    sat, grey = viewmod._sat_grey(_fresh(view))
     a = cv2.medianBlur(view, 3)
-    f = a.astype(np.float32) * (255.0 / artefacts.glass_rgb(a))
+    f = a.astype(np.float32) * (255.0 / viewmod.glass_rgb(a))
     mx, mn = f.max(axis=2), f.min(axis=2)
     assert np.array_equal(sat, (mx - mn) / np.maximum(mx, 1.0))
     assert np.array_equal(grey, f @ np.array([0.299, 0.587, 0.114], np.float32))
@@ -61,7 +62,7 @@ def test_trim_edges_matches_whole_image_gaussians(view):
     """The banded, column-cropped Gaussian sums drop the pixels the whole-image ones do."""
     rgb = _fresh(view)
     mask = tissue.tissue_mask(rgb, edge_ratio=0)
-    sat = artefacts._sat_grey(rgb)[0] * 255.0
+    sat = viewmod._sat_grey(rgb)[0] * 255.0
     interior = cv2.erode(mask.view(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
     edge = mask & (interior == 0)
     wsum = cv2.GaussianBlur(interior, (0, 0), 4.0)
@@ -121,7 +122,7 @@ def test_cache_sees_changed_pixels_and_skips_frozen_views(view, monkeypatch):
     frozen.setflags(write=False)
     first = artefacts.pen_mask(frozen)
     calls = []
-    monkeypatch.setattr(artefacts, "_digest", lambda *a: calls.append(1) or None)
+    monkeypatch.setattr(viewmod, "_digest", lambda *a: calls.append(1) or None)
     assert artefacts.pen_mask(frozen) is first  # same read-only object: no second hash
     assert artefacts.pen_mask(frozen, ("blue",)) is not first  # other arguments: recomputed
     assert not calls
@@ -147,17 +148,17 @@ def test_read_level_downsampled_bands_copy_the_stored_level(monkeypatch):
 
 
 def test_median_and_percentile_without_copies_match_numpy(monkeypatch):
-    monkeypatch.setattr(artefacts, "SMALL_PERCENTILE", 0)  # the histogram path at every size
+    monkeypatch.setattr(viewmod, "SMALL_PERCENTILE", 0)  # the histogram path at every size
     rng = np.random.default_rng(3)
     for n in (1, 2, 3, 10, 1001, 70_000):
         for dt in (np.float32, np.uint8):
             v = (rng.random(n) * 255).astype(dt)
-            assert artefacts._median(v) == float(np.median(v))
+            assert viewmod._median(v) == float(np.median(v))
         g = (rng.random(n) * 255).astype(np.float32)
         g[: n // 3] = 231.5  # a plateau, as glass makes
         if n > 4:
             g[1] = -0.0
         before = g.copy()
         for q in (10, 50, 90):
-            assert artefacts._percentile_nonneg(g, q) == artefacts.percentile(g, q)
+            assert viewmod._percentile_nonneg(g, q) == viewmod.percentile(g, q)
         assert np.array_equal(g, before)  # neither copied nor reordered

@@ -230,12 +230,12 @@ def slide_reference(context: Any) -> dict[str, Any]:
         return ref
     import cv2
 
-    from . import artefacts
+    from . import view
     from .tissue import glass_saturation
 
     # the channels (and their glass colour) the tissue and score hooks compute for this view
-    sat, grey = artefacts._sat_grey(context.rgb)
-    glass = getattr(artefacts, "_glass", artefacts.glass_rgb)(context.rgb)
+    sat, grey = view._sat_grey(context.rgb)
+    glass = view._glass(context.rgb)
     geom = context.geometry
     bin_px = working_bin(int(geom.size), getattr(geom, "effective_mpp", None))
     near = None

@@ -20,22 +20,24 @@ import numpy as np
 
 from gigapatch import hookimpl
 
-from . import artefacts
+from . import view
 from .artefacts import (
-    _GREY,
     DEFAULT_PEN_COLORS,
+    _pen_evidence,
+    _pen_from_evidence,
+    _tissue_od,
+    pen_mask,
+)
+from .view import (
+    _GREY,
     GLASS_SAMPLES,
     _bands,
     _glass,
     _hysteresis,
     _max_min_sat,
     _median,
-    _pen_evidence,
-    _pen_from_evidence,
     _percentile_nonneg,
-    _tissue_od,
     _view_bands,
-    pen_mask,
 )
 
 DOMAINS = ("pathology",)
@@ -195,7 +197,7 @@ def trim_edges(mask: np.ndarray, sat: np.ndarray, ratio: float, sigma: float = 4
     radius = (int(round(sigma * 4 * 2 + 1)) | 1) // 2
     h, w = m.shape
     out = m.copy()
-    band = max(4 * radius, artefacts.BAND_PIXELS // max(w, 1))  # the halo costs 2 radius rows a band
+    band = max(4 * radius, view.BAND_PIXELS // max(w, 1))  # the halo costs 2 radius rows a band
     for y0 in range(0, h, band):
         y1 = min(h, y0 + band)
         edge = u8[y0:y1] > interior[y0:y1]
