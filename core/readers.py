@@ -23,17 +23,8 @@ import numpy as np
 
 from .errors import ConfigError, GigapatchError, ImageError
 from .image import ArrayImage, Image
-from .tiff import (
-    _TIFF_MAGIC,
-    TiffImage,
-    TileCache,
-    _pyramid_pages,
-    _short,
-    composite_on_white,
-    standalone_jpeg,
-    to_rgb,
-    ycbcr_to_rgb,
-)
+from .samples import composite_on_white, standalone_jpeg, to_rgb, ycbcr_to_rgb
+from .tiff import _TIFF_MAGIC, TiffImage, TileCache, _pyramid_pages, _short
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".svs", ".tif", ".tiff", ".btf", ".tf8", ".qptiff", ".ndpi", ".mrxs", ".scn", ".bif",
