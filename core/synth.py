@@ -557,7 +557,8 @@ def truth_metrics(
     Returns
     -------
     dict with ``n_kept``, ``n_ideal``, ``coverage`` (clean tissue under the kept patches / clean
-    tissue under the ideal cells, union areas), ``tissue_fraction`` (mean true tissue fraction
+    tissue under the ideal cells, union areas; ``covered_px`` / ``target_px``, in truth pixels,
+    to pool slides), ``tissue_fraction`` (mean true tissue fraction
     of the kept patches), ``pen_bad`` (fraction of kept patches with > 5 % pen), ``blur_bad``
     (fraction of kept patches > 50 % in blurred tissue), ``fold_kept`` (fraction > 50 % fold),
     ``precision`` (fraction of kept patches that are ideal cells), ``ideal_tissue`` (mean true
@@ -599,6 +600,8 @@ def truth_metrics(
         "n_kept": float(n),
         "n_ideal": float(len(ideal)),
         "coverage": cov,
+        "covered_px": float((target & union(kept)).sum()) if denom else 0.0,
+        "target_px": denom,
         "tissue_fraction": float(frac["tissue"].mean()) if n else float("nan"),
         "pen_bad": float((frac["pen"] > IDEAL_MAX_PEN).mean()) if n else 0.0,
         "blur_bad": float((frac["blur"] > IDEAL_MAX_BLUR).mean()) if n else 0.0,

@@ -94,3 +94,23 @@ def test_default_pathology_quality_on_hold_out_slide():
     assert m["blur_bad"] <= 0.02
     # every rejection reason the slide calls for shows up
     assert {"foreground", "pen", "blur"} <= set(np.unique(ps.rejected_reason).tolist())
+
+
+def test_pooled_quality_weighs_every_kept_patch_once():
+    """benchmarks/quality.py's pooled figures: sums of areas and of patches, not slide means."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from quality import pool
+
+    rows = [
+        {"n_kept": 3.0, "covered_px": 90.0, "target_px": 100.0, "tissue_fraction": 0.9,
+         "pen_bad": 1 / 3, "blur_bad": 0.0},
+        {"n_kept": 97.0, "covered_px": 900.0, "target_px": 900.0, "tissue_fraction": 1.0,
+         "pen_bad": 0.0, "blur_bad": 2 / 97},
+    ]
+    p = pool(rows)
+    assert p["coverage"] == pytest.approx(990 / 1000)
+    assert p["tissue_fraction"] == pytest.approx((3 * 0.9 + 97 * 1.0) / 100)
+    assert p["pen_bad"] == pytest.approx(1 / 100)
+    assert p["blur_bad"] == pytest.approx(2 / 100)
