@@ -343,5 +343,38 @@ def _run(argv: list[str] | None) -> None:
         sys.exit(1)
 
 
+def console(argv: list[str] | None = None) -> None:
+    """The ``gigapatch`` command: :func:`main`, then, after a core command (``tile``, ``info``,
+    ``plugins``, ``demo``), an immediate exit with its status.
+
+    Everything such a command writes is closed (and renamed into place) before it returns; what
+    is left is the interpreter tearing down the ~500 modules a run imports (numpy, OpenCV, h5py,
+    pydantic...) and joining idle reader threads, ~30 ms of a 0.4 s run that frees nothing the
+    operating system does not. The training commands exit normally (their data-loader workers
+    are shut down by the interpreter's exit handlers). Library callers use :func:`main`.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    first = next((a for a in args if not a.startswith("-")), None)
+    code: int | str | None = 0
+    try:
+        main(argv)
+    except SystemExit as e:
+        code = e.code
+        if first not in _CORE_COMMANDS:
+            raise
+    if first not in _CORE_COMMANDS:
+        return
+    if isinstance(code, str):  # sys.exit("message"): printed, status 1
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more to say
+            pass
+    os._exit(int(code or 0))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    console()

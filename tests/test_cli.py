@@ -210,3 +210,23 @@ def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     assert "No such option: --no-such-flag" in res.stderr
     assert "Usage:" in res.stderr
+
+
+def test_console_exits_at_once_after_core_commands_with_everything_written(tmp_path: Path) -> None:
+    """The ``gigapatch`` entry point skips the interpreter's teardown after a core command: its
+    piped output still arrives whole, and its status is the command's."""
+    res = run_cli("plugins")
+    assert res.returncode == 0, res.stderr
+    assert all(name in res.stdout for name in ("builtin", "pathology", "satellite", "metal_surface"))
+    bad = run_cli("tile", str(tmp_path / "missing.svs"), "--out", str(tmp_path / "o"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing.svs" in bad.stderr
+
+
+def test_console_leaves_other_commands_to_the_interpreter(capsys: pytest.CaptureFixture) -> None:
+    from gigapatch.cli import console
+
+    assert console(["--help"]) is None  # not a core command: it returns (this process lives on)
+    assert "Usage" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:  # ... and a failing one raises its status as main does
+        console(["train", "--no-such-option"])
+    assert e.value.code == 2
