@@ -360,10 +360,10 @@ def _raw_decode_mps(img: Any, coords: np.ndarray, threads: int) -> float:
 
 
 def _file_write_mps(img: Any, coords: np.ndarray, d: Path, threads: int) -> float:
-    """MP/s of only writing the kept patches' stored tile bytes to one file each (temporary name,
-    then rename, as extraction does) on ``threads`` threads: the file-system ceiling of one-file-
-    per-patch output on this disk, no decoding or encoding at all."""
-    from gigapatch.extract import _atomic_write
+    """MP/s of only writing the kept patches' stored tile bytes to one file each (into a fresh
+    directory, as extraction does into a new output folder) on ``threads`` threads: the
+    file-system ceiling of one-file-per-patch output on this disk, no decoding or encoding."""
+    from gigapatch.extract import _write_file
 
     data = [img.raw_tile(0, int(x) // PATCH, int(y) // PATCH) for x, y in coords]
     items = [(d / f"{i}.jpg", b) for i, b in enumerate(data) if b is not None]
@@ -372,7 +372,7 @@ def _file_write_mps(img: Any, coords: np.ndarray, d: Path, threads: int) -> floa
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     t0 = time.perf_counter()
-    _split_run(lambda it: _atomic_write(*it), items, threads)
+    _split_run(lambda it: _write_file(*it), items, threads)
     dt = time.perf_counter() - t0
     shutil.rmtree(d, ignore_errors=True)
     return len(items) * PATCH * PATCH / MP / dt

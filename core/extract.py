@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tarfile
 import threading
 from collections import deque
@@ -170,6 +171,32 @@ def encode_patch(patch: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> byt
     return bytes(imagecodecs.jpeg8_encode(patch, level=quality))
 
 
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file (no temporary name: for a staging directory)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _staging_dir(out: Path) -> Path | None:
+    """A fresh hidden sibling of ``out`` to write the patches into and rename to ``out`` at the
+    end (one rename instead of one a file: patch output is bound by file-system metadata), when
+    ``out`` is missing or empty; None when it holds files (they are written one by one, each
+    under a temporary name)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.{os.getpid()}.{threading.get_ident()}.partial"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir()
+    return stage
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -248,7 +275,9 @@ def extract_patches(
     Returns
     -------
     For jpeg / png, one path per patch in the order of ``coords``; for tar, the shard paths.
-    Every file is written under a temporary name and renamed, so none is ever half-written.
+    Nothing is ever half-written: into a missing or empty ``out_dir`` the files go to a hidden
+    sibling directory renamed to ``out_dir`` when all are written; into one that holds files,
+    each is written under a temporary name and renamed.
     """
     if fmt in ("jpg",):
         fmt = "jpeg"
@@ -256,7 +285,8 @@ def extract_patches(
         raise ConfigError(f"unknown patch format {fmt!r} (use jpeg, png or tar)")
     c = _as_coords(coords)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if len(c) == 0 or fmt == "tar":
+        out.mkdir(parents=True, exist_ok=True)
     if len(c) == 0:
         return []
     _reserve_cache(image, geometry, workers, c)
@@ -283,16 +313,31 @@ def extract_patches(
         return shards.paths
 
     ext = _EXT[fmt]
+    stage = _staging_dir(out)
+    if stage is None:
+        out.mkdir(parents=True, exist_ok=True)
 
     def write(i: int) -> tuple[int, Path]:
         _, data = encode(i)
-        path = out / f"{c[i, 0]}_{c[i, 1]}.{ext}"
-        _atomic_write(path, data)
-        return i, path
+        name = f"{c[i, 0]}_{c[i, 1]}.{ext}"
+        if stage is None:
+            _atomic_write(out / name, data)
+        else:
+            _write_file(stage / name, data)
+        return i, out / name
 
     paths: list[Any] = [None] * len(c)
-    for i, path in windowed_map(write, order, workers):
-        paths[i] = path
+    try:
+        for i, path in windowed_map(write, order, workers):
+            paths[i] = path
+        if stage is not None:
+            if out.exists():
+                out.rmdir()  # empty (checked): the finished directory takes its place
+            os.replace(stage, out)
+    except BaseException:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
     return paths
 
 

@@ -228,9 +228,33 @@ def test_failed_read_leaves_no_partial_files(tmp_path: Path, raw_tiff: Path) -> 
     with Broken(raw_tiff) as im:
         g = geometry(im, 64)
         coords = np.array([[0, 0], [64, 0], [400, 0]])
-        with pytest.raises(OSError, match="disk went away"):
+        with pytest.raises(OSError, match="disk went away"):  # a new folder: staged, dropped
             extract_patches(im, coords, g, tmp_path / "j", workers=2)
+        (tmp_path / "k").mkdir()
+        (tmp_path / "k" / "keep.txt").write_text("mine")
+        with pytest.raises(OSError, match="disk went away"):  # a folder with files: one by one
+            extract_patches(im, coords, g, tmp_path / "k", workers=2)
         with pytest.raises(OSError, match="disk went away"):
             extract_patches(im, coords, g, tmp_path / "t", fmt="tar", workers=2)
-    assert not [f for f in (tmp_path / "j").iterdir() if f.name.startswith(".")]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["k", "t"]  # no "j", no staging folder
+    assert not [f for f in (tmp_path / "k").iterdir() if f.name.startswith(".")]
+    assert (tmp_path / "k" / "keep.txt").read_text() == "mine"
     assert list((tmp_path / "t").iterdir()) == []
+
+
+def test_patches_into_a_new_or_empty_folder_arrive_all_at_once(tmp_path: Path, raw_tiff: Path) -> None:
+    """A missing or empty output folder is filled through a staging folder renamed at the end;
+    the files are the same as those written one by one into a folder that holds files."""
+    with TiffImage(raw_tiff) as im:
+        g = geometry(im, 64)
+        coords = np.array([[0, 0], [64, 0], [128, 64]])
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "busy").mkdir()
+        (tmp_path / "busy" / "other.txt").write_text("x")
+        got = {name: extract_patches(im, coords, g, tmp_path / name, workers=2)
+               for name in ("new", "empty", "busy")}
+    for name, paths in got.items():
+        assert [p.parent for p in paths] == [tmp_path / name] * 3 and all(p.exists() for p in paths)
+        assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in got["new"]]
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+    assert sorted(f.name for f in (tmp_path / "busy").iterdir())[-1] == "other.txt"
