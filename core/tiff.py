@@ -39,7 +39,6 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-# ---------------------------------------------------------------------------- pixel conversion
 # ---------------------------------------------------------------------------- TIFF structure
 @dataclass
 class _Level:
