@@ -349,9 +349,10 @@ def console(argv: list[str] | None = None) -> None:
 
     Everything such a command writes is closed (and renamed into place) before it returns; what
     is left is the interpreter tearing down the ~500 modules a run imports (numpy, OpenCV, h5py,
-    pydantic...) and joining idle reader threads, ~30 ms of a 0.4 s run that frees nothing the
-    operating system does not. The training commands exit normally (their data-loader workers
-    are shut down by the interpreter's exit handlers). Library callers use :func:`main`.
+    pydantic...), ~30 ms of a 0.4 s run that frees nothing the operating system does not. The
+    ``atexit`` handlers (a plugin's included) still run first. The training commands exit
+    normally (their data-loader workers are shut down by the interpreter's exit handlers).
+    Library callers use :func:`main`.
     """
     args = sys.argv[1:] if argv is None else list(argv)
     first = next((a for a in args if not a.startswith("-")), None)
@@ -362,11 +363,15 @@ def console(argv: list[str] | None = None) -> None:
         code = e.code
         if first not in _CORE_COMMANDS:
             raise
-    if first not in _CORE_COMMANDS:
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's
+    if first not in _CORE_COMMANDS or run_exit_handlers is None:
+        if code:
+            sys.exit(code)
         return
     if isinstance(code, str):  # sys.exit("message"): printed, status 1
         print(code, file=sys.stderr)
         code = 1
+    run_exit_handlers()  # what a normal exit would run (plugins' included), logging's flush too
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -222,6 +222,17 @@ def test_console_exits_at_once_after_core_commands_with_everything_written(tmp_p
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing.svs" in bad.stderr
 
 
+def test_console_still_runs_exit_handlers(tmp_path: Path) -> None:
+    """A plugin's atexit handler runs before the quick exit, and the status is kept."""
+    flag = tmp_path / "ran"
+    code = (f"import atexit, pathlib; atexit.register(pathlib.Path({str(flag)!r}).write_text, 'x')\n"
+            "from gigapatch.cli import console; console(['tile', 'no-such.svs', '--out', 'o'])")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert res.returncode == 2 and "no-such.svs" in res.stderr
+    assert flag.read_text() == "x"
+
+
 def test_console_leaves_other_commands_to_the_interpreter(capsys: pytest.CaptureFixture) -> None:
     from gigapatch.cli import console
 
