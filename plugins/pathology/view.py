@@ -313,10 +313,10 @@ def _classify_grey(sat: np.ndarray, grey: np.ndarray) -> np.ndarray:
     return cls
 
 
-@_same_view
 def _grey_classes(rgb: np.ndarray) -> np.ndarray:
     """(h, w) uint8 :func:`_classify_grey` of the balanced median-filtered view, band by band: one
-    byte per pixel where the saturation and grey planes of :func:`_sat_grey` take eight."""
+    byte per pixel where the saturation and grey planes of :func:`_sat_grey` take eight (one
+    caller, the score hook: not kept for the view)."""
     a = np.asarray(rgb)
     out = np.empty(a.shape[:2], np.uint8)
     for y0, y1, f in _view_bands(a):
