@@ -162,3 +162,47 @@ def test_median_and_percentile_without_copies_match_numpy(monkeypatch):
         for q in (10, 50, 90):
             assert viewmod._percentile_nonneg(g, q) == viewmod.percentile(g, q)
         assert np.array_equal(g, before)  # neither copied nor reordered
+
+
+@pytest.mark.parametrize("compression", [None, "jpeg"])
+def test_tiff_whole_levels_and_exact_shrinks_match_the_banded_resize(tmp_path, compression):
+    """TiffImage's fast paths (a stored level read as is; an exact k x k shrink of one, decoded
+    tile row by tile row) give the pixels of the generic banded read at every downsample."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from helpers_tiff import decimated_levels, smooth_rgb, write_pyramid
+
+    from gigapatch.image import Image
+    from gigapatch.tiff import TiffImage
+
+    levels = decimated_levels(smooth_rgb(1536, 2048, seed=4), 3)  # downsamples 1, 2, 4
+    path = write_pyramid(tmp_path / "p.tif", levels, tile=256, compression=compression)
+    with TiffImage(path) as im:
+        for ds in (1.0, 2.0, 4.0, 8.0, 16.0, 3.0, 5.5, 12.0):
+            im.cache.clear()
+            fast = im.read_level_downsampled(ds)
+            assert im.cache.info()["bytes"] == 0  # a whole-level read leaves no tiles behind
+            assert np.array_equal(fast, Image.read_level_downsampled(im, ds)), ds
+
+
+def test_mask_downsample_snaps_to_a_whole_multiple_of_a_stored_level():
+    from types import SimpleNamespace
+
+    from gigapatch.pipeline import mask_downsample_for
+
+    class Pyramid:
+        level_downsamples = (1.0, 4.0, 16.0, 64.0)
+
+        def __init__(self, side: int) -> None:
+            self.dimensions = (side, side)
+
+        def get_best_level_for_downsample(self, d: float) -> int:
+            return max(i for i, v in enumerate(self.level_downsamples) if v <= d * (1 + 1e-6))
+
+    cfg = SimpleNamespace(mask=SimpleNamespace(downsample=8.0, max_side=1280))
+    assert mask_downsample_for(Pyramid(40_000), cfg, 256) == 32.0  # 31.25 -> 2 x the 16 level
+    assert mask_downsample_for(Pyramid(10_000), cfg, 256) == 8.0  # already 2 x the 4 level
+    assert mask_downsample_for(Pyramid(100_000), cfg, 256) == 64.0  # a stored level (cap)
+    # 12288 / 1280 = 9.6: 3 x 4 = 12 is more than 10 % coarser, so the target stays
+    assert mask_downsample_for(Pyramid(12_288), cfg, 256) == pytest.approx(9.6)
