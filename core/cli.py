@@ -272,12 +272,16 @@ _CORE_COMMANDS = frozenset({"tile", "info", "plugins", "demo"})
 _training_registered = False
 
 
+def _command(args: list[str]) -> str | None:
+    """The command a command line names (its first argument that is not an option)."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
 def _register_training(args: list[str]) -> None:
     """Add ``train`` and ``predict`` unless the command line names a core command (their module
     costs a few ms of every ``tile``); ``--help`` and the training commands get them."""
     global _training_registered
-    first = next((a for a in args if not a.startswith("-")), None)
-    if _training_registered or first in _CORE_COMMANDS:
+    if _training_registered or _command(args) in _CORE_COMMANDS:
         return
     try:
         from .training.cli import register
@@ -354,8 +358,7 @@ def console(argv: list[str] | None = None) -> None:
     normally (their data-loader workers are shut down by the interpreter's exit handlers).
     Library callers use :func:`main`.
     """
-    args = sys.argv[1:] if argv is None else list(argv)
-    first = next((a for a in args if not a.startswith("-")), None)
+    first = _command(sys.argv[1:] if argv is None else list(argv))
     code: int | str | None = 0
     try:
         main(argv)
