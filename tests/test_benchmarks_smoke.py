@@ -120,3 +120,36 @@ def test_run_script_smoke(tmp_path: Path) -> None:
     assert r["extract_grid_pix"]["file_maxdiff"] == 0
     assert r["extract_grid_nopass_pix"]["file_psnr"] > 35  # re-encoded at q90
     assert "n/a" in table  # hs2p skipped: its cells read n/a
+
+
+def test_lp_bound_is_exact_on_known_covers_and_between_the_line_bound_and_a_placement() -> None:
+    """The LP bound of benchmarks/placement.py: exact where the optimum is known, never above a
+    real cover's count, never below the line bound (a feasible solution of the LP's dual)."""
+    import cv2
+    from placement import line_bound, lp_bound
+
+    from gigapatch import coverage_report, optimal_coords
+
+    m = np.zeros((40, 40), bool)
+    m[4:28, 8:24] = True  # 3 x 2 patches of 8 px, tiled exactly: area bound = 6
+    assert lp_bound(m, 8) == pytest.approx(6.0, abs=1e-6)
+    m = np.zeros((40, 40), bool)
+    m[5:13, 3:12] = True  # 9 px wide: pixels 3 and 11 share no patch, so 2
+    assert lp_bound(m, 8) == pytest.approx(2.0, abs=1e-6)
+    m[30:38, 30:38] = True  # a second group, solved apart: one more patch
+    assert lp_bound(m, 8) == pytest.approx(3.0, abs=1e-6)
+
+    rng = np.random.default_rng(5)
+    m = np.zeros((96, 96), np.uint8)
+    for _ in range(4):
+        c = rng.integers(20, 76, 2)
+        ax = rng.integers(6, 18, 2)
+        cv2.ellipse(m, (int(c[0]), int(c[1])), (int(ax[0]), int(ax[1])),
+                    float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    m = m.astype(bool)
+    lp = lp_bound(m, 8)
+    opt = optimal_coords(m, 8.0, 64, 64, (768, 768), min_foreground=0.0)
+    assert coverage_report(m, 8.0, opt, 64)["coverage"] == 1.0
+    assert max(line_bound(m, 8), line_bound(m.T, 8)) - 1e-6 <= lp <= len(opt) + 1e-6
+    # a budget (pixels allowed uncovered) can only lower it
+    assert lp_bound(m, 8, budget=20) <= lp + 1e-6
