@@ -369,6 +369,9 @@ class ImageResult:
     foreground_fraction: float = 0.0
     seconds: float = 0.0
     message: str = ""
+    #: fraction of the mask's foreground inside the kept patches, and of their area under 2+
+    coverage: float | None = None
+    overlap: float | None = None
 
 
 @dataclass
@@ -385,9 +388,12 @@ class RunSummary:
 
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["path", "status", "n_patches", "foreground_fraction", "seconds", "message"])
+        w.writerow(["path", "status", "n_patches", "foreground_fraction", "coverage", "overlap",
+                    "seconds", "message"])
         for r in self.results:
-            w.writerow([r.path, r.status, r.n_patches, f"{r.foreground_fraction:.6f}",
+            cov = "" if r.coverage is None else f"{r.coverage:.6f}"
+            ovl = "" if r.overlap is None else f"{r.overlap:.6f}"
+            w.writerow([r.path, r.status, r.n_patches, f"{r.foreground_fraction:.6f}", cov, ovl,
                         f"{r.seconds:.3f}", r.message])
         write_text_atomic(path, buf.getvalue())
         return path
@@ -418,6 +424,7 @@ def tile_many(
             res = ImageResult(
                 path, "empty" if empty else "ok", len(ps), fg, time.perf_counter() - t0,
                 f"almost no foreground ({100 * fg:.3f}% of the image)" if empty else "",
+                coverage=ps.attrs.get("coverage"), overlap=ps.attrs.get("overlap_fraction"),
             )
         except GigapatchError as e:
             res = ImageResult(path, "error", seconds=time.perf_counter() - t0, message=str(e))

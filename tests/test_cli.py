@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gigapatch import PatchSet
+from gigapatch import PatchSet, coverage_report
 
 SLIDES = [
     "CMU-1-Small-Region.svs",
@@ -81,6 +82,13 @@ def test_summary_and_mpp_recorded(tiled_all: Path) -> None:
     assert ps.attrs["mpp"] == pytest.approx(0.499)
     tcga = PatchSet.read(tiled_all / "tcga-cr-7395-01a-01-ts1.h5")
     assert np.isnan(tcga.attrs["mpp"])
+    # every run reports coverage and overlap: the summary repeats what coverage_report measures
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(summary)}
+    row = rows["CMU-1-Small-Region.svs"]
+    cov = coverage_report(ps.mask, ps.mask_downsample, ps.coords, ps.patch_size_level0)
+    assert float(row["coverage"]) == pytest.approx(cov["coverage"], abs=1e-6)
+    assert 0.0 < float(row["coverage"]) < 1.0  # min_foreground 0.8 drops the border patches
+    assert float(row["overlap"]) == 0.0  # a grid with stride == size never overlaps
 
 
 def _assert_one_line_error(res: subprocess.CompletedProcess, needle: str) -> None:
