@@ -94,7 +94,7 @@ def make_table(results: list[dict[str, Any]], python_start: float,
         row(f"placement at min_foreground {mf}: grid / optimal patches (coverage)",
             lambda r, mf=mf: f"{_f(r.get(f'place{mf}_grid_n'), n0)} ({_f(r.get(f'place{mf}_grid_cov'), '{:.4f}')})"
             f" / {_f(r.get(f'place{mf}_opt_n'), n0)} ({_f(r.get(f'place{mf}_opt_cov'), '{:.4f}')})")
-        row("  optimal saves, % / most ANY axis-aligned placement could save, % / CPU s",
+        row("  optimal saves, % / most ANY axis-aligned placement could save (line bound; tighter: placement.py --lp), % / CPU s",
             lambda r, mf=mf: f"{_f(r.get(f'place{mf}_saved_pct'), '{:.1f}')} / "
             f"{_f(r.get(f'place{mf}_bound_pct'), '{:.1f}')} / {_f(r.get(f'place{mf}_opt_cpu_s'))}",
             ">= 5 at >= coverage")
