@@ -90,7 +90,7 @@ def lp_bound(mask: np.ndarray, side: int, budget: float = 0.0, time_limit: float
     if not m.any():
         return 0.0
     if budget > 0:
-        labels, n_groups = np.where(m, 1, 0).astype(np.int32), 1
+        labels, n_groups = m.astype(np.int32), 1
     else:  # pixels within one patch of each other (Chebyshev distance < side) share a group
         near = cv2.dilate(m.view(np.uint8), np.ones((s, s), np.uint8), anchor=(0, 0))
         n, lab = cv2.connectedComponents(near, connectivity=8)
