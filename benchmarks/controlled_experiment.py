@@ -1,6 +1,6 @@
 """Controlled experiment: tile mosaics keep the cell-scale detail that a resize to 256 px destroys.
 
-A synthetic cohort (:mod:`gigapatch.training.cohort`) hides the grade (0-5) in the orientation of
+A synthetic cohort (:mod:`gigapatch_pathology.cohort`) hides the grade (0-5) in the orientation of
 few-pixel "glands" on 4096 px slides; tissue shape, colour and gland density are drawn
 independently of the grade. Both arms train the same small timm model on the same images at the
 same 256 px input:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
 
-    from gigapatch.training.cohort import CohortSpec, write_cohort
+    from gigapatch_pathology.cohort import CohortSpec, write_cohort
 
     spec = CohortSpec(size=args.size)
     args.workdir.mkdir(parents=True, exist_ok=True)

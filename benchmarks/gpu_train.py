@@ -77,7 +77,7 @@ def loader_throughput(data: Path, cfg, passes: int) -> dict:
     from torch.utils.data import DataLoader
 
     from gigapatch.training.datasets import build_items, make_dataset
-    from gigapatch.training.panda import load_samples
+    from gigapatch.training.samples import load_samples
 
     items = build_items(load_samples(data, cfg.data), cfg, cache=data / "tiles-cache")
     ds = make_dataset(items, cfg, train=True)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from gigapatch.training.cohort import CohortSpec, write_cohort
+    from gigapatch_pathology.cohort import CohortSpec, write_cohort
     from gigapatch.training.config import TrainConfig
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,6 +1,6 @@
 """Mosaic loader throughput: mosaics per second through a torch DataLoader (CPU).
 
-Builds (or reuses) a synthetic cohort of pyramidal TIFFs (:mod:`gigapatch.training.cohort`),
+Builds (or reuses) a synthetic cohort of pyramidal TIFFs (:mod:`gigapatch_pathology.cohort`),
 tiles it with the gigapatch pipeline (cached PatchSets), and times full passes of a
 ``MosaicDataset`` (read tiles straight from the slides, per-tile flips, stitch, normalise) through
 a ``DataLoader`` with 0 and ``--workers`` workers. The first pass of each setting is a warm-up
@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from gigapatch.training.cohort import CohortSpec, write_cohort
+    from gigapatch_pathology.cohort import CohortSpec, write_cohort
     from gigapatch.training.config import TrainConfig
     from gigapatch.training.datasets import build_items, make_dataset
-    from gigapatch.training.panda import load_samples
+    from gigapatch.training.samples import load_samples
 
     data = args.data
     if data is None:

@@ -31,7 +31,7 @@ def main() -> int:
     import imagecodecs
 
     from gigapatch import open_image
-    from gigapatch.score import sharpness_batch
+    from gigapatch.tiling.score import sharpness_batch
     from gigapatch_pathology.artefacts import block_focus
 
     with open_image(SLIDE) as img:

@@ -141,7 +141,7 @@ def placement_figures(slide: str | Path, config: Any, thresholds: tuple[float, .
     coverage, the time of the optimal placement step, and the lower bound of the saving
     (with ``lp``, also :func:`lp_bound`'s)."""
     from gigapatch import coverage_report, grid_coords, open_image, optimal_coords, resolve_geometry
-    from gigapatch.pipeline import compute_mask
+    from gigapatch.tiling.pipeline import compute_mask
 
     out: dict[str, Any] = {}
     with open_image(slide, domain=config.domain) as img:

@@ -1,13 +1,13 @@
-"""Patch quality against ground truth on synthetic H&E slides (gigapatch.synth).
+"""Patch quality against ground truth on synthetic H&E slides (gigapatch_pathology.synth).
 
 For each seed and size: draw a slide (``--texture``: cut from a real H&E slide in
 shared/data/pathology, ``cmu`` = CC0 CMU-1-Small-Region.svs (FFPE, JPEG), ``tcga`` =
 tcga-cr-7395-01a-01-ts1.svs (frozen section, JPEG 2000); ``procedural``; or ``mixed``: the three
 in turn by seed; kidney-48-5.tif is IHC with a ~60 x 120 px fragment, too small to cut texture
 from), with ``--style realistic`` (default; felt-tip marker strokes, folds without doubled JPEG
-chroma noise, :data:`gigapatch.synth.REALISTIC`) or ``classic`` (the slides the defaults were
+chroma noise, :data:`gigapatch_pathology.synth.REALISTIC`) or ``classic`` (the slides the defaults were
 tuned on), tile it with ``gigapatch.tile_image`` and the default pathology config
-(or ``--config``), and score the kept patches with :func:`gigapatch.synth.truth_metrics`:
+(or ``--config``), and score the kept patches with :func:`gigapatch_pathology.synth.truth_metrics`:
 
 - coverage: true clean tissue under kept patches / under the ideal grid (>= 0.99 wanted)
 - tissue: mean true tissue fraction of kept patches (>= 0.96)
@@ -56,7 +56,7 @@ def run_one(seed: int, size: tuple[int, int], texture: Path | None, config=None,
             style: str = "realistic") -> dict[str, float]:
     """Draw one slide, tile it, and return its metrics (plus timings)."""
     from gigapatch import load_config, tile_image
-    from gigapatch.synth import REALISTIC, synthetic_slide, truth_metrics
+    from gigapatch_pathology.synth import REALISTIC, synthetic_slide, truth_metrics
 
     t0 = time.perf_counter()
     img, truth = synthetic_slide(seed, size, texture, **(REALISTIC if style == "realistic" else {}))

@@ -363,7 +363,7 @@ def _file_write_mps(img: Any, coords: np.ndarray, d: Path, threads: int) -> floa
     """MP/s of only writing the kept patches' stored tile bytes to one file each (into a fresh
     directory, as extraction does into a new output folder) on ``threads`` threads: the
     file-system ceiling of one-file-per-patch output on this disk, no decoding or encoding."""
-    from gigapatch.extract import _write_file
+    from gigapatch.outputs.extract import _write_file
 
     data = [img.raw_tile(0, int(x) // PATCH, int(y) // PATCH) for x, y in coords]
     items = [(d / f"{i}.jpg", b) for i, b in enumerate(data) if b is not None]

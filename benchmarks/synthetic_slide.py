@@ -309,13 +309,13 @@ def _write_svs(path: Path, side: int, src: _TileSource, *, tile: int, quality: i
     JPEG tiles: baseline (tiled), thumbnail (stripped JPEG), then the reduced levels (tiled), all
     with NewSubfileType 0 as Aperio writes them (tifffile's SVS parser relies on this order).
 
-    (``gigapatch.tiffwrite.write_tiled_tiff_from_tiles`` is not used: its per-level generator
+    (``gigapatch.io.tiff_write.write_tiled_tiff_from_tiles`` is not used: its per-level generator
     binds the level index late, and it writes reduced levels as subfiletype 1 with no thumbnail,
     which tifffile then does not see as SVS levels.)
     """
     import tifffile
 
-    from gigapatch.patchset import atomic_path
+    from gigapatch.io.atomic import atomic_path
 
     mag = 10.0 / mpp
     meta = f"|AppMag = {mag:g}|MPP = {mpp:.4f}"

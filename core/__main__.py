@@ -1,3 +1,3 @@
-from .cli import console
+from gigapatch.cli import console
 
 console()

@@ -6,23 +6,14 @@ inside the package) < ``--config FILE.yaml`` < CLI flags.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError
-
-# the interpreter's own SHA-256 (as random.py does for SHA-512): the same digest, without loading
-# OpenSSL's libcrypto through hashlib (~6 ms of a run's start-up)
-try:
-    from _sha256 import sha256 as _sha256
-except ImportError:  # pragma: no cover - Python >= 3.12 names it _sha2; others: hashlib
-    try:
-        from _sha2 import sha256 as _sha256
-    except ImportError:
-        from hashlib import sha256 as _sha256
+from gigapatch.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 M = TypeVar("M", bound=BaseModel)
@@ -69,6 +60,9 @@ class PatchConfig(_Strict):
     slide_mpp: float | None = Field(None, gt=0, description="override the image's level-0 mpp")
     placement: Literal["grid", "optimal"] = "grid"
     min_foreground: float = Field(0.5, ge=0, le=1, description="keep patches with at least this")
+    per_region: bool = Field(
+        False, description="place each region on its own (a patch never holds two regions)"
+    )
     edge: Literal["inside", "pad"] = Field(
         "inside", description="'inside': patches lie wholly in the image; 'pad': may overhang"
     )
@@ -81,14 +75,9 @@ class ScoreConfig(_Strict):
     top_n: int | None = Field(None, ge=1, description="keep only the N best by rank_by")
     rank_by: str = "foreground"
     sharpness: bool = Field(
-        True, description="read candidates at full resolution for pixel scores (sharpness, blur)"
+        True, description="score the sharpness of every candidate on its full-resolution pixels"
     )
     min_sharpness: float | None = Field(None, description="drop patches below this sharpness")
-    blur_relative: float = Field(
-        0.0, ge=0, description="a tissue block is blurred below this x the slide's median focus (0 = off)"
-    )
-    max_blur: float = Field(0.5, ge=0, le=1, description="drop patches whose blurred share is >= this")
-    max_pen: float | None = Field(None, ge=0, le=1, description="drop patches with more pen ink")
     candidate_margin: float = Field(
         0.0, ge=0, le=1,
         description="also score patches this far below patch.min_foreground (a plugin may "
@@ -130,7 +119,7 @@ class AnnotationConfig(_Strict):
 class Config(_Strict):
     """The whole resolved configuration of one run."""
 
-    domain: str = "pathology"
+    domain: str = "generic"
     mask: MaskConfig = MaskConfig()
     refine: RefineConfig = RefineConfig()
     patch: PatchConfig = PatchConfig()
@@ -148,7 +137,7 @@ class Config(_Strict):
     def hash(self) -> str:
         """A short stable hash of the resolved config (recorded in every output)."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return _sha256(blob).hexdigest()[:16]
+        return hashlib.sha256(blob).hexdigest()[:16]
 
     def to_yaml(self) -> str:
         import yaml
@@ -227,7 +216,7 @@ def domain_defaults(domain: str | None) -> dict[str, Any]:
     """The defaults a domain declares (its YAML or dict), or {} when it declares none."""
     if not domain:
         return {}
-    from .plugins import list_domains
+    from gigapatch.plugin.manager import list_domains
 
     info = list_domains().get(domain)
     if info is None:
@@ -253,7 +242,7 @@ def load_config(
     """
     data: dict[str, Any] = {}
     file_data = read_yaml(file) if file is not None else {}
-    domain = domain or file_data.get("domain") or "pathology"
+    domain = domain or file_data.get("domain") or "generic"
     data = deep_merge(data, domain_defaults(domain))
     data = deep_merge(data, file_data)
     data["domain"] = domain

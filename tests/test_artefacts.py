@@ -8,7 +8,7 @@ import pluggy
 import pytest
 
 from gigapatch import ArrayImage, ConfigError, load_config
-from gigapatch.synth import synthetic_slide
+from gigapatch_pathology.synth import synthetic_slide
 from gigapatch_pathology import artefacts, learned, tissue
 from gigapatch_pathology.artefacts import block_focus, blur_fraction, pen_mask
 from gigapatch_pathology.learned import learned_mask, pixel_features, save_pixel_classifier
@@ -109,12 +109,18 @@ def test_tissue_mask_edge_cases():
         tissue_mask(np.zeros((5, 5), np.uint8))
 
 
+def _context(domain: str, rgb: np.ndarray, **cfg_overrides):
+    from gigapatch import ImageContext
+
+    cfg = load_config(domain, overrides=cfg_overrides)
+    return ImageContext(image=ArrayImage(rgb), config=cfg, rgb=rgb)
+
+
 def test_hooks_decline_other_domains():
-    cfg = load_config("pathology")
     rgb = np.full((20, 20, 3), 240, np.uint8)
-    assert tissue.gigapatch_foreground_mask(rgb=rgb, domain="satellite", config=cfg) is None
-    assert artefacts.gigapatch_exclusion_masks(rgb=rgb, domain="generic", config=cfg) is None
-    out = artefacts.gigapatch_exclusion_masks(rgb=rgb, domain="pathology", config=cfg)
+    assert tissue.gigapatch_foreground_mask(rgb=rgb, context=_context("satellite", rgb)) is None
+    assert artefacts.gigapatch_exclusion_masks(rgb=rgb, context=_context("generic", rgb)) is None
+    out = artefacts.gigapatch_exclusion_masks(rgb=rgb, context=_context("pathology", rgb))
     assert set(out) == {"pen"} and out["pen"].shape == (20, 20)
 
 
@@ -189,7 +195,7 @@ def test_pen_colours_are_configurable():
 
 # ------------------------------------------------------------------------------ blur
 def test_block_focus_separates_blur_from_faint_tissue():
-    from gigapatch.synth import texture_tiles
+    from gigapatch_pathology.synth import texture_tiles
 
     tiles = texture_tiles(None, np.random.default_rng(0))  # procedural, (K, 256, 256, 3)
     sharp = np.clip(240 * tiles[:4], 0, 255).astype(np.uint8)
@@ -228,17 +234,17 @@ def test_learned_mask_trained_here(synth, tmp_path):
     keep = (frac_a["tissue"].ravel() >= 0.9) | (frac_a["tissue"].ravel() == 0)  # clear labels
     clf = LogisticRegression(max_iter=500).fit(x[keep], y[keep])
     w = save_pixel_classifier(tmp_path / "tissue.npz", clf.coef_[0], clf.intercept_[0])
-    cfg = load_config("pathology", overrides={"mask.model_weights": str(w)})
-    m = learned.gigapatch_learned_mask(rgb=rgb_b, weights=w, domain="pathology", config=cfg)
+    m = learned.gigapatch_learned_mask(rgb=rgb_b, weights=w)
     assert m.shape == rgb_b.shape[:2] and m.dtype == bool
     assert _iou(m, frac_b["tissue"] >= 0.5) > 0.8  # generalises to another slide
     # through pluggy, as the pipeline calls it
     pm = pluggy.PluginManager("gigapatch")
-    from gigapatch import hookspecs
+    from gigapatch.plugin import hookspecs
 
     pm.add_hookspecs(hookspecs)
     pm.register(learned)
-    m2 = pm.hook.gigapatch_learned_mask(rgb=rgb_b, weights=w, domain="pathology", config=cfg)
+    ctx = _context("pathology", rgb_b, **{"mask.model_weights": str(w)})
+    m2 = pm.hook.gigapatch_learned_mask(rgb=rgb_b, weights=w, context=ctx)
     assert np.array_equal(m, m2)
 
 
@@ -261,8 +267,8 @@ def test_learned_mask_rejects_foreign_and_broken_files(tmp_path):
 
 def test_score_hook_adds_blur_and_fractions():
     """On a slide whose right half is out of focus the hook flags the right-half patches."""
-    from gigapatch import ScoreContext, resolve_geometry
-    from gigapatch.synth import texture_tiles
+    from gigapatch import ImageContext, resolve_geometry
+    from gigapatch_pathology.synth import texture_tiles
 
     tiles = texture_tiles(None, np.random.default_rng(2))
     row = np.concatenate(list(tiles[:8]), axis=1)  # 256 x 2048
@@ -274,25 +280,27 @@ def test_score_hook_adds_blur_and_fractions():
     cfg = load_config("pathology")
     geom = resolve_geometry(img, cfg.patch)
     rgb = img.read_level_downsampled(8)
-    ctx = ScoreContext(config=cfg, domain="pathology", geometry=geom, rgb=rgb,
+    ctx = ImageContext(image=img, config=cfg, geometry=geom, rgb=rgb,
                        mask=np.ones(rgb.shape[:2], bool), mask_downsample=8.0)
     coords = np.array([[x, y] for y in (0, 256) for x in range(0, 2048, 256)])
     # the pipeline's single full-resolution pass feeds the per-block focus to the score hook
-    from gigapatch.score import batched_pixel_scores
+    from gigapatch.tiling.score import batched_pixel_scores
 
-    ctx.extra["pixels"] = batched_pixel_scores(
-        img, coords, geom, lambda b: artefacts.gigapatch_score_pixels(patches=b, context=ctx)
+    ctx.pixels = batched_pixel_scores(
+        img, coords, geom,
+        lambda b, c: artefacts.gigapatch_score_pixels(patches=b, coords=c, context=ctx),
+        with_coords=True,
     )
-    assert ctx.extra["pixels"]["block_focus"].shape == (len(coords), 4, 4)
-    out = artefacts.gigapatch_score_patches(image=img, coords=coords, context=ctx)
+    assert ctx.pixels["block_focus"].shape == (len(coords), 4, 4)
+    out = artefacts.gigapatch_score_patches(coords=coords, context=ctx)
     assert {"blur", "white", "dark", "grey"} <= set(out)
     blurred = coords[:, 0] >= 1024
     assert (out["blur"][blurred] >= 0.5).all() and (out["blur"][~blurred] < 0.5).all()
     assert np.allclose(out["white"], 0)
-    ctx.domain = "satellite"
-    assert artefacts.gigapatch_score_patches(image=img, coords=coords, context=ctx) is None
+    ctx.config = load_config("satellite")
+    assert artefacts.gigapatch_score_patches(coords=coords, context=ctx) is None
     assert artefacts.gigapatch_score_pixels(patches=np.zeros((1, 256, 256, 3), np.uint8),
-                                            context=ctx) is None
+                                            coords=coords[:1], context=ctx) is None
 
 
 def test_percentile_matches_numpy():

@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 
 from gigapatch import ConfigError, TiffImage, extract_patches, read_patches, resolve_geometry
 from gigapatch.config import PatchConfig
-from gigapatch.extract import patches_to_array, tile_order, windowed_map
+from gigapatch.io.patches import patches_to_array, tile_order, windowed_map
 
 
 def geometry(image, size: int, level: int = 0, mpp: float | None = None):

@@ -1,6 +1,6 @@
 """The fast paths of a ``tile`` run give what the plain ones give.
 
-- the table: :func:`gigapatch.patchset._csv_text` formats each distinct value once; its text must
+- the table: :func:`gigapatch.outputs.patchset._csv_text` formats each distinct value once; its text must
   be ``csv.writer``'s, byte for byte (floats from float32, NaN, -0.0, bools, strings that need
   quoting);
 - the CLI imports numpy with one OpenBLAS thread (its worker pool costs ~55 ms of CPU at start-up)
@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from gigapatch import patchset
-from gigapatch.patchset import _csv_text
+from gigapatch.outputs import patchset
+from gigapatch.outputs.patchset import _csv_text
 
 
 def _csv_writer_text(cols: dict[str, np.ndarray]) -> str:
@@ -57,35 +54,3 @@ def test_csv_text_is_csv_writers_text(seed: int, monkeypatch: pytest.MonkeyPatch
     assert _csv_text(cols) == _csv_writer_text(cols)
     one = {"only": np.array(["", "a"], dtype="U4")[: n % 3]}  # csv quotes a lone empty field
     assert _csv_text(one) == _csv_writer_text(one)
-
-
-PROBE = """
-import json, os, sys
-from gigapatch.cli import _import_numpy_lean
-_import_numpy_lean()
-from threadpoolctl import threadpool_info
-blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
-print(json.dumps({"blas": blas, "env": os.environ.get("OPENBLAS_NUM_THREADS")}))
-"""
-
-
-def _probe(env_threads: str | None) -> dict:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    if env_threads is not None:
-        env["OPENBLAS_NUM_THREADS"] = env_threads
-    res = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env,
-                         timeout=60, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def test_cli_numpy_has_one_blas_thread_and_the_environment_is_restored() -> None:
-    pytest.importorskip("threadpoolctl")
-    got = _probe(None)
-    assert got["blas"] and all(t == 1 for t in got["blas"])
-    assert got["env"] is None
-    # the caller's own choice is kept
-    got = _probe("2")
-    assert got["blas"] == [2] or all(t == 2 for t in got["blas"])
-    assert got["env"] == "2"

@@ -11,16 +11,9 @@ from hypothesis import strategies as st
 
 from gigapatch.config import PatchConfig
 from gigapatch.errors import ResolutionError
-from gigapatch.geometry import (
-    level0_to_level,
-    level_to_level0,
-    magnification_to_mpp,
-    mpp_to_magnification,
-    patches_inside,
-    resolve_geometry,
-)
-from gigapatch.image import Image
-from gigapatch.place import grid_coords, optimal_coords
+from gigapatch.io.geometry import level0_to_level, level_to_level0, magnification_to_mpp, mpp_to_magnification, patches_inside, resolve_geometry
+from gigapatch.io.image import Image
+from gigapatch.tiling.place import grid_coords, optimal_coords
 
 SETTINGS = settings(max_examples=100, deadline=None)
 

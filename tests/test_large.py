@@ -63,7 +63,7 @@ def test_100k_slide_stays_under_1gb(tmp_path: Path) -> None:
     # ru_maxrss would also count the forking pytest process's pages
     code = (
         "import sys\n"
-        "from gigapatch.cli import main\n"
+        "from gigapatch.cli.app import main\n"
         "try:\n"
         f"    main(['tile', {str(slide)!r}, '--out', {str(out)!r}, '--quiet', '--domain', 'pathology'])\n"
         "except SystemExit as e:\n"

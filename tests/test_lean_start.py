@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gigapatch.tiffwrite import write_pyramidal_tiff
+from gigapatch.io.tiff_write import write_pyramidal_tiff
 
 #: never needed by a quiet ``tile`` run of a TIFF slide without --extract / --overlay / --geojson
 NOT_IMPORTED = (
@@ -26,7 +26,7 @@ NOT_IMPORTED = (
 #: runs the console entry point, then prints the top-level modules it loaded as JSON
 RUN_CLI = """
 import json, sys
-from gigapatch.cli import main
+from gigapatch.cli.app import main
 try:
     main(sys.argv[1:])
 except SystemExit as e:
@@ -127,7 +127,7 @@ def test_main_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
     and restores the caller's thresholds, also when it exits with an error."""
     import gc
 
-    from gigapatch.cli import main
+    from gigapatch.cli.app import main
 
     before = gc.get_threshold()
     with pytest.raises(SystemExit) as e:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gigapatch.mask import foreground_fraction, otsu_saturation_mask, otsu_threshold
+from gigapatch.tiling.mask import foreground_fraction, otsu_saturation_mask, otsu_threshold
 
 
 def synthetic_he(seed: int, shape: tuple[int, int] = (384, 512)):

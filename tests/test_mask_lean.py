@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from gigapatch import ArrayImage
-from gigapatch import image as image_module
-from gigapatch.segment import _closure_grid
-from gigapatch.synth import synthetic_slide
+from gigapatch.io import image as image_module
+from gigapatch.tiling.segment import _closure_grid
+from gigapatch_pathology.synth import synthetic_slide
 from gigapatch_pathology import artefacts, tissue
 from gigapatch_pathology import view as viewmod
 
@@ -173,8 +173,8 @@ def test_tiff_whole_levels_and_exact_shrinks_match_the_banded_resize(tmp_path, c
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from helpers_tiff import decimated_levels, smooth_rgb, write_pyramid
 
-    from gigapatch.image import Image
-    from gigapatch.tiff import TiffImage
+    from gigapatch.io.image import Image
+    from gigapatch.io.tiff import TiffImage
 
     levels = decimated_levels(smooth_rgb(1536, 2048, seed=4), 3)  # downsamples 1, 2, 4
     path = write_pyramid(tmp_path / "p.tif", levels, tile=256, compression=compression)
@@ -189,7 +189,7 @@ def test_tiff_whole_levels_and_exact_shrinks_match_the_banded_resize(tmp_path, c
 def test_mask_downsample_snaps_to_a_whole_multiple_of_a_stored_level():
     from types import SimpleNamespace
 
-    from gigapatch.pipeline import mask_downsample_for
+    from gigapatch.tiling.pipeline import mask_downsample_for
 
     class Pyramid:
         level_downsamples = (1.0, 4.0, 16.0, 64.0)

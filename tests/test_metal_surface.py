@@ -58,7 +58,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_domain_is_declared_with_its_defaults() -> None:
-    from gigapatch.plugins import list_domains
+    from gigapatch.plugin.manager import list_domains
 
     assert "metal_surface" in list_domains()
     cfg = load_config("metal_surface")

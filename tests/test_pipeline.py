@@ -112,7 +112,7 @@ def test_a_plugin_scorer_adds_a_column(config) -> None:
 
     class RowScorer:
         @gigapatch.hookimpl
-        def gigapatch_score_patches(self, image, coords, context):
+        def gigapatch_score_patches(self, coords, context):
             return {"row": coords[:, 1].astype(np.float32)}
 
     plugin = RowScorer()

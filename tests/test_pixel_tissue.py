@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gigapatch import load_config, mask_fraction, tile_image
-from gigapatch.synth import synthetic_slide
+from gigapatch_pathology.synth import synthetic_slide
 from gigapatch_pathology import pixel_tissue as pt
 
 TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
@@ -26,7 +26,7 @@ def slide():
 def tiled(slide):
     img, _truth = slide
     cfg = load_config("pathology")
-    ref = load_config("pathology", overrides={"plugin.pixel_foreground": False})
+    ref = load_config("pathology", overrides={"plugin.pathology.pixel_foreground": False})
     return cfg, tile_image(img, cfg), tile_image(img, ref)
 
 
@@ -112,8 +112,8 @@ def test_pixel_refinement_off_keeps_mask_scores(tiled):
 
 
 def test_batched_pixel_scores_hands_over_coords(slide):
-    from gigapatch.geometry import resolve_geometry
-    from gigapatch.score import batched_pixel_scores
+    from gigapatch.io.geometry import resolve_geometry
+    from gigapatch.tiling.score import batched_pixel_scores
 
     img, _ = slide
     geom = resolve_geometry(img, load_config("pathology").patch)

@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from gigapatch.geometry import patches_inside
-from gigapatch.place import _axis_positions, coverage_report, grid_coords, optimal_coords
-from gigapatch.score import mask_fraction
-from gigapatch.segment import segment_mask
+from gigapatch.io.geometry import patches_inside
+from gigapatch.tiling.place import axis_positions, grid_coords, optimal_coords
+from gigapatch.tiling.coverage import coverage_report
+from gigapatch.tiling.integral import mask_fraction
+from gigapatch.tiling.segment import segment_mask
 
 
 def two_blobs_and_a_hole() -> np.ndarray:
@@ -24,8 +25,8 @@ def brute_grid(mask, ds: int, size: int, stride: int, dims, min_fg: float, edge:
     """Reference: paint the mask at level 0 and count every cell with a Python loop."""
     up = np.repeat(np.repeat(mask, ds, axis=0), ds, axis=1)
     out = []
-    for y in _axis_positions(dims[1], size, stride, edge):
-        for x in _axis_positions(dims[0], size, stride, edge):
+    for y in axis_positions(dims[1], size, stride, edge):
+        for x in axis_positions(dims[0], size, stride, edge):
             s = int(up[y : y + size, x : x + size].sum())
             if s > 0 and s >= min_fg * size * size:
                 out.append((x, y))

@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from gigapatch.cover import _backtrack, _dp
-from gigapatch.geometry import patches_inside
-from gigapatch.place import coverage_report, grid_coords, optimal_coords
-from gigapatch.score import box_sums, integral_image, mask_fraction
+from gigapatch.tiling.shelves import _backtrack, _dp
+from gigapatch.io.geometry import patches_inside
+from gigapatch.tiling.coverage import coverage_report
+from gigapatch.tiling.place import grid_coords, optimal_coords
+from gigapatch.tiling.integral import box_sums, integral_image, mask_fraction
 
 DS, SIZE = 4.0, 64  # 64 px patches = 16 mask px; lattice steps of 8 px = 2 mask px (exact report)
 
@@ -157,7 +158,7 @@ def test_one_step_is_the_grid_and_gaps_stay() -> None:
 
 
 def test_regions_and_empty() -> None:
-    from gigapatch.segment import segment_mask
+    from gigapatch.tiling.segment import segment_mask
 
     m = blobs(5)
     regions = segment_mask(m, DS)
@@ -175,8 +176,8 @@ def test_regions_and_empty() -> None:
 def test_synthetic_slide_with_real_texture(pathology_dir: Path) -> None:
     """Ragged tissue pieces cut from a real H&E slide, masked as the pipeline does."""
     from gigapatch import load_config, resolve_geometry
-    from gigapatch.pipeline import compute_mask
-    from gigapatch.synth import synthetic_slide
+    from gigapatch.tiling.pipeline import compute_mask
+    from gigapatch_pathology.synth import synthetic_slide
 
     texture = pathology_dir / "CMU-1-Small-Region.svs"
     img, _ = synthetic_slide(1, (3072, 2304), texture)
@@ -196,7 +197,7 @@ def test_groups_whose_layouts_overlap_are_merged() -> None:
     """Two pieces 20 mask px apart (separate groups, one merged group), each pinned to an image
     edge: covering both fully takes 4 patches each, which would overlap by 4 px; solved as one
     group the best disjoint layout covers 100 of the 104 px of each row."""
-    from gigapatch.cover import _overlapping, shelf_coords
+    from gigapatch.tiling.shelves import _overlapping, shelf_coords
 
     m = np.zeros((16, 124), bool)
     m[:, :52] = True

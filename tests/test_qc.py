@@ -6,14 +6,8 @@ import pytest
 
 from gigapatch import ArrayImage, ConfigError, Region
 from gigapatch.config import PatchConfig
-from gigapatch.geometry import resolve_geometry
-from gigapatch.qc import (
-    REASON_COLORS,
-    contact_sheet,
-    overlay_image,
-    segmentation_warning,
-    write_overlay,
-)
+from gigapatch.io.geometry import resolve_geometry
+from gigapatch.outputs.overlay import REASON_COLORS, contact_sheet, overlay_image, segmentation_warning, write_overlay
 
 DS = 16.0
 

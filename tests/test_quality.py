@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gigapatch import load_config
-from gigapatch.synth import synthetic_slide, truth_metrics
+from gigapatch_pathology.synth import synthetic_slide, truth_metrics
 
 TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
 HOLD_OUT_SEED = 123

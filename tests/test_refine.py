@@ -6,14 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gigapatch.refine import (
-    fill_holes,
-    pad_mask,
-    refine_mask,
-    remove_small_objects,
-    unpad_mask,
-)
-from gigapatch.segment import segment_mask
+from gigapatch.tiling.refine import fill_holes, pad_mask, refine_mask, remove_small_objects, unpad_mask
+from gigapatch.tiling.segment import segment_mask
 
 
 def holes_mask() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gigapatch import ArrayImage
-from gigapatch.resolution import check_mpp, mpp_sources
+from gigapatch.io.resolution import check_mpp, mpp_sources
 
 
 class PropImage(ArrayImage):

@@ -13,7 +13,6 @@ from gigapatch import ConfigError, ImageError, load_config, open_image, tile_ima
 from gigapatch_satellite import (
     RasterioImage,
     cloud_mask,
-    lowres_extras,
     patch_bounds,
     patch_polygons,
     to_geojson,
@@ -54,7 +53,7 @@ def fraction_under(mask: np.ndarray, coords: np.ndarray, size: int) -> np.ndarra
 
 
 def test_domain_is_declared_with_its_defaults() -> None:
-    from gigapatch.plugins import list_domains
+    from gigapatch.plugin.manager import list_domains
 
     assert "satellite" in list_domains()
     cfg = load_config("satellite")
@@ -251,9 +250,9 @@ def test_nir_band_gives_ndwi_water(sat: Path) -> None:
     with RasterioImage(sat / RGBN) as img:
         assert img.nir_band == 4
         rgb = img.read_level_downsampled(2)
-        extras = lowres_extras(rgb)
+        extras = img.view_extras(rgb)
+        assert img.view_extras(rgb.copy()) is None  # only the very array the reader returned
     assert extras is not None and extras["nir"].shape == rgb.shape[:2]
-    assert lowres_extras(rgb.copy()) is None  # only the very array the reader returned
     with rasterio.open(sat / RGBN) as ds:
         g, n = ds.read(2).astype(np.float64), ds.read(4).astype(np.float64)
     assert extras["nir"].mean() == pytest.approx(n.mean(), rel=0.01)

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-import types
 
 import cv2
 import numpy as np
 import pytest
 
 from gigapatch.config import PatchConfig
-from gigapatch.geometry import resolve_geometry
-from gigapatch.image import ArrayImage
-from gigapatch.score import (
-    box_sums,
-    grid_box_sums,
-    integral_image,
-    laplacian_variance,
-    mask_fraction,
-    sharpness_batch,
-    sharpness_scores,
-    tenengrad,
-)
+from gigapatch.io.geometry import resolve_geometry
+from gigapatch.io.image import ArrayImage
+from gigapatch.tiling.integral import box_sums, grid_box_sums, integral_image, mask_fraction
+from gigapatch.tiling.score import laplacian_variance, sharpness_batch, sharpness_scores, tenengrad
 
 
 def test_integral_image() -> None:
@@ -193,8 +183,8 @@ def test_sharpness_scores_places_out_of_order_patches(monkeypatch) -> None:
             x, y = coords[i]
             yield i, image.read_region((int(x), int(y)), geometry.level, (32, 32))
 
-    fake = types.ModuleType("gigapatch.extract")
-    fake.read_patches = reversed_reader
-    monkeypatch.setitem(sys.modules, "gigapatch.extract", fake)
+    import gigapatch.tiling.score as score_module
+
+    monkeypatch.setattr(score_module, "read_patches", reversed_reader)
     image = _image_half_blurred()
     _check_sharpness_scores(image, np.array([[0, 0], [150, 20], [40, 120], [200, 200]]))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from gigapatch.segment import Region, regions_to_mask, segment_mask
+from gigapatch.tiling.segment import Region, regions_to_mask, segment_mask
 
 
 def two_blobs_and_a_hole() -> np.ndarray:

@@ -5,7 +5,7 @@ import pytest
 
 from gigapatch import ConfigError
 from gigapatch.config import ScoreConfig
-from gigapatch.select import evaluate_keep, rank_order, select_patches
+from gigapatch.tiling.select import evaluate_keep, rank_order, select_patches
 
 COLS = {
     "foreground": np.array([0.9, 0.4, 1.0, 0.7, 0.95, 0.6]),
@@ -60,11 +60,16 @@ def test_keep_expression_rejects_unsafe(expr, problem):
     assert "\n" not in msg
 
 
+def pen_rule(cols, max_pen=0.05):
+    """A plugin's rejection rule, as ``gigapatch_reject_patches`` returns it."""
+    return {"pen": np.asarray(cols["pen"]) > max_pen}
+
+
 def test_select_rules_in_order():
-    cfg = ScoreConfig(max_pen=0.05, min_sharpness=10, keep="sharpness > 45")
-    keep, reason = select_patches(COLS, cfg, min_foreground=0.5)
-    # 1: fg 0.4 -> foreground; 2: pen 0.2 -> pen; 3: sharp 5 -> blur; 5: sharp 40 -> keep
-    assert reason.tolist() == ["", "foreground", "pen", "blur", "", "keep"]
+    cfg = ScoreConfig(min_sharpness=10, keep="sharpness > 45")
+    keep, reason = select_patches(COLS, cfg, min_foreground=0.5, rules=pen_rule(COLS))
+    # 1: fg 0.4 -> foreground; 2: pen 0.2 -> pen; 3: sharp 5 -> sharpness; 5: sharp 40 -> keep
+    assert reason.tolist() == ["", "foreground", "pen", "sharpness", "", "keep"]
     assert keep.tolist() == [True, False, False, False, True, False]
 
 
@@ -74,17 +79,19 @@ def test_select_first_failure_wins():
         "pen": np.array([0.9]),
         "sharpness": np.array([0.0]),
     }
-    cfg = ScoreConfig(max_pen=0.05, min_sharpness=10, keep="pen < 0")
-    assert select_patches(cols, cfg, 0.5)[1].tolist() == ["foreground"]
-    assert select_patches(cols, cfg, 0.0)[1].tolist() == ["pen"]
-    cfg2 = ScoreConfig(min_sharpness=10, keep="pen < 0")
-    assert select_patches(cols, cfg2, 0.0)[1].tolist() == ["blur"]
+    cfg = ScoreConfig(min_sharpness=10, keep="pen < 0")
+    assert select_patches(cols, cfg, 0.5, rules=pen_rule(cols))[1].tolist() == ["foreground"]
+    assert select_patches(cols, cfg, 0.0, rules=pen_rule(cols))[1].tolist() == ["pen"]
+    assert select_patches(cols, cfg, 0.0)[1].tolist() == ["sharpness"]
 
 
-def test_blur_flag_column_rejects_as_blur():
+def test_plugin_rules_apply_in_their_order():
     cols = {**COLS, "blur": np.array([0, 0, 0, 0, 1, 0], float)}
-    keep, reason = select_patches(cols, ScoreConfig(), 0.5)
-    assert reason.tolist() == ["", "foreground", "", "", "blur", ""]
+    rules = {"blur": cols["blur"] >= 0.5, "pen": cols["pen"] > 0.05}
+    keep, reason = select_patches(cols, ScoreConfig(), 0.5, rules=rules)
+    assert reason.tolist() == ["", "foreground", "pen", "", "blur", ""]
+    with pytest.raises(ValueError, match="rule 'bad'"):
+        select_patches(cols, ScoreConfig(), 0.5, rules={"bad": np.ones(2, bool)})
 
 
 def test_top_n_ties_by_y_then_x():
@@ -121,8 +128,9 @@ def test_select_config_errors():
         select_patches(cols, ScoreConfig(min_sharpness=3), 0.5)
     with pytest.raises(ConfigError, match="unknown column 'pen'"):
         select_patches(cols, ScoreConfig(keep="pen < 0.1"), 0.5)
-    # max_pen without a pen column is a no-op (the domain computes no pen)
-    assert select_patches(cols, ScoreConfig(max_pen=0.1), 0.5)[0].all()
+    # ScoreConfig names no domain's artefact: a pathology setting there is an unknown key
+    with pytest.raises(ValueError, match="max_pen"):
+        ScoreConfig(max_pen=0.1)
 
 
 def test_empty_input():

@@ -10,17 +10,7 @@ import numpy as np
 import pytest
 
 from gigapatch import ArrayImage, make_mosaic
-from gigapatch.stitch import (
-    flip_mosaic,
-    flip_tiles,
-    grid_side,
-    mosaic_positions,
-    rank_order,
-    read_tiles,
-    select_tiles,
-    split_mosaic,
-    tile_groups,
-)
+from gigapatch.training.stitch import flip_mosaic, flip_tiles, grid_side, mosaic_positions, rank_order, read_tiles, select_tiles, split_mosaic, tile_groups
 
 
 def _numbered(n: int, s: int) -> np.ndarray:
@@ -152,7 +142,7 @@ def test_read_tiles_from_level0_coords() -> None:
 
 def test_stitch_imports_without_torch() -> None:
     code = (
-        "import sys, gigapatch, gigapatch.stitch, gigapatch.training, gigapatch.training.cli;"
+        "import sys, gigapatch, gigapatch.training.stitch, gigapatch.training, gigapatch.cli.train;"
         "gigapatch.make_mosaic;"
         "assert 'torch' not in sys.modules, 'torch imported';"
         "assert 'timm' not in sys.modules and 'sklearn' not in sys.modules"

@@ -1,4 +1,4 @@
-"""Options of the synthetic slide generator (gigapatch.synth): felt-tip marker widths, folds
+"""Options of the synthetic slide generator (gigapatch_pathology.synth): felt-tip marker widths, folds
 without doubled JPEG chroma noise, and texture cut from the other real slides."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gigapatch.synth import REALISTIC, synthetic_slide, texture_tiles
+from gigapatch_pathology.synth import REALISTIC, synthetic_slide, texture_tiles
 
 SIZE = (3072, 2048)
 

@@ -9,7 +9,7 @@ import openslide
 import pytest
 
 from gigapatch import open_image
-from gigapatch.tiffwrite import write_pyramidal_tiff
+from gigapatch.io.tiff_write import write_pyramidal_tiff
 
 
 def _image() -> np.ndarray:

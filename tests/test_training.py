@@ -17,7 +17,7 @@ pytest.importorskip("sklearn")
 
 import gigapatch  # noqa: E402
 from gigapatch import ArrayImage, ConfigError, ImageError, PatchSet  # noqa: E402
-from gigapatch.training.cohort import CohortSpec, synthetic_slide, write_cohort  # noqa: E402
+from gigapatch_pathology.cohort import CohortSpec, synthetic_slide, write_cohort  # noqa: E402
 from gigapatch.training.config import load_train_config, validate_train_config  # noqa: E402
 from gigapatch.training.datasets import (  # noqa: E402
     MosaicDataset,
@@ -31,7 +31,7 @@ from gigapatch.training.models import (  # noqa: E402
     ordinal_encode,
     ordinal_probs,
 )
-from gigapatch.training.panda import isup_from_gleason, load_samples  # noqa: E402
+from gigapatch.training.samples import isup_from_gleason, load_samples  # noqa: E402
 from gigapatch.training.trainer import (  # noqa: E402
     fold_assignment,
     load_checkpoint,
@@ -396,7 +396,7 @@ def test_resize_arm_ordinal_ddp_world_of_one(
 
 
 def test_cli_train_and_errors(cohort: tuple[Path, Path], tmp_path: Path) -> None:
-    from gigapatch.cli import main
+    from gigapatch.cli.app import main
 
     data, coords = cohort
     with pytest.raises(SystemExit) as e:
@@ -427,7 +427,7 @@ def test_items_from_the_tiling_pipeline_and_from_patch_folders(
 ) -> None:
     from gigapatch.training.config import TrainConfig
     from gigapatch.training.datasets import build_items
-    from gigapatch.training.panda import load_samples
+    from gigapatch.training.samples import load_samples
 
     data, _ = cohort
     cfg = TrainConfig(mosaic={"n_tiles": 4, "tile_size": 32, "level": 0, "min_foreground": 0.5},

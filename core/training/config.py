@@ -116,7 +116,7 @@ class TrainConfig(_Strict):
     def input_size(self) -> int:
         """Side of the network input for this arm (px)."""
         if self.arm == "mosaic":
-            from ..stitch import grid_side
+            from gigapatch.training.stitch import grid_side
 
             return grid_side(self.mosaic.n_tiles) * self.mosaic.tile_size
         if self.arm == "resize":
@@ -149,7 +149,7 @@ FLAG_KEYS: dict[str, str] = {
 
 
 def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
-    from ..config import nest_dotted
+    from gigapatch.config import nest_dotted
 
     return nest_dotted(overrides)
 
@@ -158,7 +158,7 @@ def validate_train_config(data: dict[str, Any] | TrainConfig, source: str | None
     """Validate a dict into a :class:`TrainConfig`; one-line :class:`ConfigError` otherwise."""
     if isinstance(data, TrainConfig):
         return data
-    from ..config import validate
+    from gigapatch.config import validate
 
     return validate(TrainConfig, data, source=source)
 
@@ -167,7 +167,7 @@ def load_train_config(
     file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """Defaults < YAML ``file`` < ``overrides`` (dotted keys allowed, None values ignored)."""
-    from ..config import deep_merge, read_yaml
+    from gigapatch.config import deep_merge, read_yaml
 
     data = read_yaml(file) if file is not None else {}
     data = deep_merge(data, _nest(overrides or {}))

@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import ImageError
-from ..stitch import flip_tiles, grid_side, make_mosaic, read_tiles, select_tiles
-from .config import IMAGENET_MEAN, IMAGENET_STD
+from gigapatch.errors import ImageError
+from gigapatch.training.config import IMAGENET_MEAN, IMAGENET_STD
+from gigapatch.training.stitch import flip_tiles, grid_side, make_mosaic, read_tiles, select_tiles
 
 if TYPE_CHECKING:
-    from ..image import Image
-    from .config import TrainConfig
-    from .panda import Sample
+    from gigapatch.io.image import Image
+    from gigapatch.training.config import TrainConfig
+    from gigapatch.training.samples import Sample
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class SlideItem:
 
 def open_image_default(path: Path, domain: str | None = None) -> Image:
     """Open ``path`` through the plugins (:func:`gigapatch.open_image`)."""
-    from ..readers import open_image
+    from gigapatch.io.readers import open_image
 
     return open_image(Path(path), domain=domain)
 
@@ -195,7 +195,7 @@ class MosaicDataset(_ImageDataset):
         ``patch_files``).
     n_tiles : tiles per mosaic N.
     tile_size : tile side in the mosaic (tiles read at another size are resized).
-    group : which group of N ranked tiles a mosaic uses (see :func:`gigapatch.stitch.select_tiles`);
+    group : which group of N ranked tiles a mosaic uses (see :func:`gigapatch.training.stitch.select_tiles`);
         ``"random"``/``"cycle"`` change with :meth:`set_epoch`.
     augment : random per-tile flips, then whole-mosaic flips.
     max_open : images kept open per worker.
@@ -371,7 +371,7 @@ class PatchDataset(_ImageDataset):
 # ---------------------------------------------------------------------- building items
 def tiling_config(cfg: TrainConfig) -> Any:
     """The gigapatch tiling :class:`~gigapatch.Config` that makes the mosaic arm's tiles."""
-    from ..config import load_config
+    from gigapatch.config import load_config
 
     m = cfg.mosaic
     overrides: dict[str, Any] = {
@@ -403,7 +403,7 @@ def _patch_file_scores(files: list[Path], h5: Path, rank_by: str) -> np.ndarray:
     n = len(files)
     if not h5.is_file():
         return -np.arange(n, dtype=np.float32)
-    from ..patchset import PatchSet
+    from gigapatch.outputs.patchset import PatchSet
 
     ps = PatchSet.read(h5)
     col = ps.scores.get(rank_by, ps.scores.get("foreground"))
@@ -420,8 +420,8 @@ def _patch_file_scores(files: list[Path], h5: Path, rank_by: str) -> np.ndarray:
 
 def tile_sample(item: SlideItem, cache: Path | None, tiling: Any) -> Any:
     """PatchSet of one image: from the cache when its config hash matches, else tiled now."""
-    from ..patchset import PatchSet
-    from ..pipeline import tile_image
+    from gigapatch.outputs.patchset import PatchSet
+    from gigapatch.outputs.run import tile_image
 
     path = item.path
     h5 = cache / f"{item.image_id}.h5" if cache is not None else None
@@ -451,7 +451,7 @@ def build_items(
     items = [SlideItem(s.image_id, s.path, s.label) for s in samples]
     if cfg.arm != "mosaic":
         return items
-    from ..patchset import PatchSet
+    from gigapatch.outputs.patchset import PatchSet
 
     d = cfg.data
     todo: list[SlideItem] = []

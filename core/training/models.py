@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from gigapatch.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..errors import ImageError
+from gigapatch.errors import ImageError
 
 if TYPE_CHECKING:
-    from ..image import Image
+    from gigapatch.io.image import Image
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,10 @@ def predict(
     """
     import cv2
 
-    from .datasets import build_items, make_dataset, to_tensor
-    from .models import decode
-    from .panda import Sample
-    from .trainer import load_checkpoint, model_from_checkpoint
+    from gigapatch.training.datasets import build_items, make_dataset, to_tensor
+    from gigapatch.training.models import decode
+    from gigapatch.training.samples import Sample
+    from gigapatch.training.trainer import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     model, cfg = model_from_checkpoint(ckpt)

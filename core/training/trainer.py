@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .config import TrainConfig, validate_train_config
-from .models import create_model, decode, loss_fn
+from gigapatch.training.config import TrainConfig, validate_train_config
+from gigapatch.training.models import create_model, decode, loss_fn
 
 if TYPE_CHECKING:
-    from ..image import Image
-    from .datasets import SlideItem
+    from gigapatch.io.image import Image
+    from gigapatch.training.datasets import SlideItem
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def fold_assignment(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
 
     from sklearn.model_selection import StratifiedKFold
 
-    from ..errors import ConfigError
+    from gigapatch.errors import ConfigError
 
     labels = np.asarray(labels)
     if np.bincount(labels).max(initial=0) < folds:
@@ -161,7 +161,7 @@ def pick_device(cfg: TrainConfig, dist: Dist) -> torch.device:
     if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        from ..errors import ConfigError
+        from gigapatch.errors import ConfigError
 
         raise ConfigError("device 'cuda' asked for, but torch sees no CUDA device")
     return torch.device("cuda", dist.local_rank if dist.enabled else torch.cuda.current_device())
@@ -287,7 +287,7 @@ def versions() -> dict[str, str]:
     import timm
     import torchvision
 
-    from .. import __version__
+    from gigapatch import __version__
 
     return {  # plain str: torch.__version__ is a TorchVersion, which weights_only refuses
         "gigapatch": str(__version__),
@@ -319,7 +319,7 @@ def data_config(cfg: TrainConfig, items: list[SlideItem]) -> dict[str, Any]:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     """``torch.save`` to a temporary name, then rename (a crash never leaves half a file)."""
-    from ..patchset import atomic_path
+    from gigapatch.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -328,7 +328,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a gigapatch checkpoint (tensors and plain data only: ``weights_only=True``)."""
-    from ..errors import ImageError
+    from gigapatch.errors import ImageError
 
     path = Path(path)
     if not path.is_file():
@@ -359,7 +359,7 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    from ..patchset import atomic_path
+    from gigapatch.io.atomic import atomic_path
 
     rows = sorted(rows, key=lambda r: (int(r["fold"]), int(r["epoch"])))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
@@ -391,7 +391,7 @@ def train_fold(
     opener: Callable[[Path], Image] | None = None,
 ) -> dict[str, Any]:
     """Train fold ``k`` (validate on ``folds == k``); returns its summary."""
-    from .datasets import make_dataset
+    from gigapatch.training.datasets import make_dataset
 
     fold_dir = out / f"fold{k}"
     fold_dir.mkdir(parents=True, exist_ok=True)
@@ -545,8 +545,8 @@ def train(
     -------
     dict with ``folds`` (per-fold best QWK, epoch, checkpoint), ``mean_qwk`` and ``out``.
     """
-    from .datasets import build_items
-    from .panda import load_samples
+    from gigapatch.training.datasets import build_items
+    from gigapatch.training.samples import load_samples
 
     cfg = validate_train_config(config)
     data, out = Path(data), Path(out)

@@ -21,7 +21,7 @@ from .domain import gigapatch_domains  # noqa: F401
 from .mask import gigapatch_foreground_mask, metal_mask, otsu_split, to_grey  # noqa: F401
 from .settings import MetalSettings
 
-__version__ = "0.1.0"
+from gigapatch import __version__  # noqa: E402  (the distribution's version: one place)
 
 #: Pascal-VOC helpers, imported on first use (a run that tiles an image never needs them)
 _VOC = ("box_labels", "box_overlap", "read_voc_boxes")

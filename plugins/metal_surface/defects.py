@@ -155,14 +155,12 @@ def defect_scores(
 
 
 @hookimpl
-def gigapatch_score_patches(
-    image: Any, coords: np.ndarray, context: Any
-) -> dict[str, np.ndarray] | None:
+def gigapatch_score_patches(coords: np.ndarray, context: Any) -> dict[str, np.ndarray] | None:
     """``defect`` and ``local_contrast`` columns for ``domain == "metal_surface"``."""
     if context.domain != DOMAIN or len(coords) == 0:
         return None
     s = settings(context.config)
     return defect_scores(
-        image, coords, context.geometry, sigma_fraction=s.defect_sigma,
+        context.image, coords, context.geometry, sigma_fraction=s.defect_sigma,
         percentile=s.defect_percentile, workers=context.config.score.workers,
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from gigapatch import Config, hookimpl
+from gigapatch import ImageContext, hookimpl
 
 from .settings import DOMAIN, settings
 
@@ -96,10 +96,11 @@ def metal_mask(
 
 
 @hookimpl
-def gigapatch_foreground_mask(rgb: np.ndarray, domain: str | None, config: Config) -> Any:
+def gigapatch_foreground_mask(rgb: np.ndarray, context: ImageContext) -> Any:
     """Metal-surface foreground: :func:`metal_mask` with the ``plugin.metal_surface`` settings."""
-    if domain != DOMAIN:
+    if context.domain != DOMAIN:
         return None
+    config = context.config
     s = settings(config)
     return metal_mask(
         rgb,

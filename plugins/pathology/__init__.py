@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from .artefacts import (  # noqa: F401
     gigapatch_exclusion_masks,
+    gigapatch_reads_pixels,
+    gigapatch_reject_patches,
     gigapatch_score_patches,
     gigapatch_score_pixels,
 )
-from .domain import gigapatch_domains  # noqa: F401
+from .demo import gigapatch_demo  # noqa: F401
+from .domain import gigapatch_domains, gigapatch_image_domain  # noqa: F401
 from .learned import gigapatch_learned_mask  # noqa: F401
 from .reader import gigapatch_open_image, gigapatch_readers  # noqa: F401
 from .tissue import gigapatch_foreground_mask  # noqa: F401
 
-__version__ = "0.1.0"
+from gigapatch import __version__  # noqa: E402  (the distribution's version: one place)

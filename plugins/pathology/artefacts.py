@@ -23,6 +23,7 @@ import numpy as np
 
 from gigapatch import hookimpl
 
+from .settings import settings
 from .view import (
     _bands,
     _drop_small,
@@ -234,17 +235,13 @@ def _pen_from_evidence(m: np.ndarray, weak: np.ndarray, min_area: int, grow: int
     return u8.astype(bool)
 
 
-def _plugin(config: Any, key: str, default: Any) -> Any:
-    return (getattr(config, "plugin", None) or {}).get(key, default)
-
-
 @hookimpl
-def gigapatch_exclusion_masks(rgb: np.ndarray, domain: str | None, config: Any) -> dict[str, np.ndarray] | None:
+def gigapatch_exclusion_masks(rgb: np.ndarray, context: Any) -> dict[str, np.ndarray] | None:
     """``{"pen": ink mask}`` for the pathology domain (None elsewhere)."""
-    if domain not in DOMAINS:
+    if context.domain not in DOMAINS:
         return None
-    colors = tuple(_plugin(config, "pen_colors", DEFAULT_PEN_COLORS))
-    return {"pen": pen_mask(rgb, colors, grow=int(_plugin(config, "pen_grow", DEFAULT_PEN_GROW)))}
+    s = settings(context.config)
+    return {"pen": pen_mask(rgb, tuple(s.pen_colors), grow=s.pen_grow)}
 
 
 def block_focus(patches: np.ndarray, blocks: int = 4) -> np.ndarray:
@@ -371,35 +368,44 @@ def _pixel_foreground(context: Any) -> bool:
     the pathology tissue mask made the candidates (not a learned or fixed-threshold mask) and
     ``plugin.pixel_foreground`` is not false."""
     m = context.config.mask
-    return (bool(_plugin(context.config, "pixel_foreground", True)) and m.method == "auto"
+    return (settings(context.config).pixel_foreground and m.method == "auto"
             and m.model_weights is None and m.threshold is None)
 
 
 @hookimpl
-def gigapatch_score_pixels(patches: np.ndarray, context: Any) -> dict[str, np.ndarray] | None:
+def gigapatch_reads_pixels(context: Any) -> bool | None:
+    """Candidates are read for the blur score and the pixel-measured tissue and ink."""
+    if context.domain not in DOMAINS:
+        return None
+    return settings(context.config).blur_relative > 0 or _pixel_foreground(context)
+
+
+@hookimpl
+def gigapatch_score_pixels(
+    patches: np.ndarray, coords: np.ndarray, context: Any
+) -> dict[str, np.ndarray] | None:
     """Per-block focus (turned into ``blur`` once the whole slide has been seen, in
     :func:`gigapatch_score_patches`), per-block tissue and the ``pen`` fraction
     (:mod:`.pixel_tissue`) of each full-resolution candidate."""
     if context.domain not in DOMAINS:
         return None
     out: dict[str, np.ndarray] = {}
-    if context.config.score.blur_relative > 0:
+    s = settings(context.config)
+    if s.blur_relative > 0:
         out["block_focus"] = block_focus(patches)
     if _pixel_foreground(context):
         from .pixel_tissue import score_batch
 
-        colors = tuple(_plugin(context.config, "pen_colors", DEFAULT_PEN_COLORS))
-        out.update(score_batch(patches, context.extra.get("batch_coords"), context, colors))
+        out.update(score_batch(patches, coords, context, tuple(s.pen_colors)))
     return out or None
 
 
 @hookimpl
-def gigapatch_score_patches(image: Any, coords: np.ndarray, context: Any) -> dict[str, np.ndarray] | None:
+def gigapatch_score_patches(coords: np.ndarray, context: Any) -> dict[str, np.ndarray] | None:
     """Adds ``white``/``dark``/``grey`` fractions (low-res view); ``foreground`` measured on the
     candidates' pixels (:mod:`.pixel_tissue`; it replaces the mask's estimate, which stays as
-    ``mask_foreground``); and, with ``score.blur_relative`` > 0, ``blur``: the fraction of each
-    patch's tissue that is out of focus relative to the slide (>= ``score.max_blur`` is rejected
-    as ``"blur"``)."""
+    ``mask_foreground``); and, with ``plugin.pathology.blur_relative`` > 0, ``blur``: the
+    fraction of each patch's tissue that is out of focus relative to the slide."""
     if context.domain not in DOMAINS or len(coords) == 0:
         return None
     from gigapatch import mask_fraction
@@ -408,7 +414,7 @@ def gigapatch_score_patches(image: Any, coords: np.ndarray, context: Any) -> dic
     extra: dict[str, np.ndarray] = {}
     for name, m in glass_dark_grey(context.rgb).items():
         extra[name] = mask_fraction(m, coords, geom.size_level0, context.mask_downsample)
-    pixels = context.extra.get("pixels", {})
+    pixels = context.pixels
     tissue = None
     if pixels.get("tissue_ladder") is not None:  # tissue measured on the pixels: the foreground
         from .pixel_tissue import calibrated_tissue
@@ -420,5 +426,20 @@ def gigapatch_score_patches(image: Any, coords: np.ndarray, context: Any) -> dic
     if focus is not None:
         if tissue is None or tissue.shape != focus.shape:
             tissue = block_tissue(coords, context, focus.shape[1])
-        extra["blur"] = blur_fraction(focus, tissue, context.config.score.blur_relative)
+        extra["blur"] = blur_fraction(focus, tissue, settings(context.config).blur_relative)
     return extra
+
+
+@hookimpl
+def gigapatch_reject_patches(scores: dict[str, np.ndarray], context: Any) -> dict[str, np.ndarray] | None:
+    """``"pen"``: more marker ink than ``max_pen``; ``"blur"``: a blurred tissue share of at
+    least ``max_blur`` (``plugin.pathology`` settings)."""
+    if context.domain not in DOMAINS:
+        return None
+    s = settings(context.config)
+    rules: dict[str, np.ndarray] = {}
+    if s.max_pen is not None and "pen" in scores:
+        rules["pen"] = np.asarray(scores["pen"], np.float64) > s.max_pen
+    if "blur" in scores:
+        rules["blur"] = np.asarray(scores["blur"], np.float64) >= s.max_blur
+    return rules

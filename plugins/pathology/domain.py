@@ -19,3 +19,21 @@ def gigapatch_domains() -> list[dict[str, Any]]:
             "config": DEFAULTS,
         }
     ]
+
+
+#: file suffixes that only slide scanners write
+WSI_SUFFIXES = frozenset({
+    ".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".czi", ".svslide", ".isyntax",
+})
+#: coarser than this (microns per pixel) is no microscope
+MAX_MICROSCOPE_MPP = 10.0
+
+
+@hookimpl
+def gigapatch_image_domain(image: Any) -> str | None:
+    """A whole-slide image: a scanner's file format or vendor, or a microscope's resolution."""
+    suffix = Path(str(image.path)).suffix.lower() if image.path else ""
+    if suffix in WSI_SUFFIXES or (image.vendor or "") not in ("", "generic-tiff"):
+        return "pathology"
+    mpp = image.mpp
+    return "pathology" if mpp is not None and 0 < mpp < MAX_MICROSCOPE_MPP else None

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -65,6 +64,6 @@ def learned_mask(rgb: np.ndarray, weights: str | Path) -> np.ndarray | None:
 
 
 @hookimpl
-def gigapatch_learned_mask(rgb: np.ndarray, weights: Path, domain: str | None, config: Any) -> np.ndarray | None:
+def gigapatch_learned_mask(rgb: np.ndarray, weights: Path) -> np.ndarray | None:
     """A small learned tissue mask: logistic regression on pixel colour features (local .npz)."""
     return learned_mask(rgb, weights)

@@ -222,10 +222,11 @@ def tissue_blocks(
 
 def slide_reference(context: Any) -> dict[str, Any]:
     """The slide-level numbers the pixel measure needs, computed once per slide and kept in
-    ``context.extra["pixel_tissue"]``: glass colour, stain thresholds, working bin, microns per
+    ``context.plugin_cache("pathology")["pixel_tissue"]``: glass colour, stain thresholds, working bin, microns per
     output pixel, the grown tissue mask (``near``, None without annotations), the pen mask
     without specks (``ink``, :func:`drop_specks`) and grown (``near_ink``), None without one."""
-    ref = context.extra.get("pixel_tissue")
+    cache = context.plugin_cache("pathology")
+    ref = cache.get("pixel_tissue")
     if ref is not None:
         return ref
     import cv2
@@ -258,7 +259,7 @@ def slide_reference(context: Any) -> dict[str, Any]:
         "bin": bin_px,
         "um_per_px": getattr(geom, "effective_mpp", None) or WORK_UM / DEFAULT_BIN,
     }
-    context.extra["pixel_tissue"] = ref
+    cache["pixel_tissue"] = ref
     return ref
 
 

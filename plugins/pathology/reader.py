@@ -26,7 +26,7 @@ CORE_VENDORS = frozenset({"aperio", "generic-tiff"})
 #: OME-TIFF too, which then takes the OpenSlide check), the Software of Trestle and Philips
 NDPI_TAG, XMP_TAG = 65420, 700
 OTHER_VENDOR_SOFTWARE = ("MedScan", "Philips", "Ventana", "ScanOutputManager")
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: headers of PNG, JPEG and BMP files: no OpenSlide format starts like these
 _PLAIN_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"BM")
 
@@ -148,7 +148,7 @@ def core_reads(path: str | Path) -> bool:
         return False
     if head.startswith(_PLAIN_MAGIC):
         return True
-    if head not in _TIFF_MAGIC:
+    if head not in TIFF_MAGIC:
         return False
     import tifffile
 

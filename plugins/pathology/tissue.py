@@ -28,6 +28,7 @@ from .artefacts import (
     _tissue_od,
     pen_mask,
 )
+from .settings import settings
 from .view import (
     _GREY,
     GLASS_SAMPLES,
@@ -244,19 +245,19 @@ def _otsu(values: np.ndarray) -> float:
 
 
 @hookimpl
-def gigapatch_foreground_mask(rgb: np.ndarray, domain: str | None, config: Any) -> np.ndarray | None:
+def gigapatch_foreground_mask(rgb: np.ndarray, context: Any) -> np.ndarray | None:
     """The pathology tissue mask (None for other domains; ``mask.threshold`` set -> leave it to
     the built-in fixed-threshold mask)."""
-    if domain not in DOMAINS:
+    if context.domain not in DOMAINS:
         return None
-    m = config.mask
+    m = context.config.mask
     if m.threshold is not None:
         return None
-    plugin = getattr(config, "plugin", None) or {}
+    s = settings(context.config)
     return tissue_mask(
         rgb,
         min_threshold=m.min_threshold,
         max_brightness=m.max_brightness,
-        dark_grey=max(float(m.min_brightness), float(plugin.get("dark_grey", 45.0))),
-        pen_colors=tuple(plugin.get("pen_colors", DEFAULT_PEN_COLORS)),
+        dark_grey=max(float(m.min_brightness), s.dark_grey),
+        pen_colors=tuple(s.pen_colors),
     )

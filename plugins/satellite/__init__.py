@@ -31,10 +31,9 @@ from .reader import (  # noqa: F401
     RasterioImage,
     gigapatch_open_image,
     gigapatch_readers,
-    lowres_extras,
 )
 
-__version__ = "0.1.0"
+from gigapatch import __version__  # noqa: E402  (the distribution's version: one place)
 
 #: georeferencing helpers, imported on first use (a run that tiles a slide never needs them)
 _GEO = ("patch_bounds", "patch_corners", "patch_polygons", "to_geojson", "write_geojson")
@@ -51,7 +50,6 @@ __all__ = [
     "RasterioImage",
     "SatelliteSettings",
     "cloud_mask",
-    "lowres_extras",
     "patch_bounds",
     "patch_corners",
     "patch_polygons",

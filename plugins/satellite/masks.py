@@ -20,9 +20,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from gigapatch import Config, hookimpl, mask_fraction, plugin_settings
+from gigapatch import Config, ImageContext, hookimpl, mask_fraction, plugin_settings
 
-from .reader import lowres_extras
+from .reader import RasterioImage
 
 DOMAIN = "satellite"
 MASK_NAMES = ("cloud", "water")
@@ -110,12 +110,17 @@ def water_mask(
     )
 
 
-def satellite_masks(rgb: np.ndarray, config: Config) -> dict[str, np.ndarray]:
+def view_extras(rgb: np.ndarray, image: Any) -> dict[str, np.ndarray] | None:
+    """The no-data mask and extra bands the image's reader knows for this view, or None."""
+    return image.view_extras(rgb) if isinstance(image, RasterioImage) else None
+
+
+def satellite_masks(rgb: np.ndarray, config: Config, image: Any = None) -> dict[str, np.ndarray]:
     """``{"cloud": ..., "water": ...}`` (h, w) bool masks of a low-resolution view (a pixel is
-    never both: cloud wins), using the NIR band when the view came from a
-    :class:`RasterioImage` that has one."""
+    never both: cloud wins), using the NIR band when ``image`` is the
+    :class:`RasterioImage` the view came from and has one."""
     s = settings(config)
-    extras = lowres_extras(rgb) or {}
+    extras = view_extras(rgb, image) or {}
     cloud = cloud_mask(rgb, s.cloud_min_brightness, s.cloud_max_saturation)
     water = water_mask(
         rgb, extras.get("green"), extras.get("nir"),
@@ -125,9 +130,9 @@ def satellite_masks(rgb: np.ndarray, config: Config) -> dict[str, np.ndarray]:
     return {"cloud": cloud, "water": water & ~cloud}
 
 
-def nodata_of(rgb: np.ndarray) -> np.ndarray:
+def nodata_of(rgb: np.ndarray, image: Any = None) -> np.ndarray:
     """(h, w) bool no-data of a view: the reader's exact mask when known, else all-zero pixels."""
-    extras = lowres_extras(rgb)
+    extras = view_extras(rgb, image)
     if extras is not None and "nodata" in extras:
         return extras["nodata"]
     return ~valid_mask(rgb)
@@ -137,33 +142,29 @@ def nodata_of(rgb: np.ndarray) -> np.ndarray:
 
 
 @hookimpl
-def gigapatch_foreground_mask(
-    rgb: np.ndarray, domain: str | None, config: Config
-) -> np.ndarray | None:
+def gigapatch_foreground_mask(rgb: np.ndarray, context: ImageContext) -> np.ndarray | None:
     """Satellite foreground: every pixel that holds data (not no-data, not all-zero)."""
-    if domain != DOMAIN:
+    if context.domain != DOMAIN:
         return None
-    return ~nodata_of(rgb) & valid_mask(rgb)
+    return ~nodata_of(rgb, context.image) & valid_mask(rgb)
 
 
 @hookimpl
 def gigapatch_exclusion_masks(
-    rgb: np.ndarray, domain: str | None, config: Config
+    rgb: np.ndarray, context: ImageContext
 ) -> dict[str, np.ndarray] | None:
     """The masks named in ``plugin.satellite.exclude`` (default: clouds and water)."""
-    if domain != DOMAIN:
+    if context.domain != DOMAIN:
         return None
-    wanted = settings(config).exclude
+    wanted = settings(context.config).exclude
     if not wanted:
         return None
-    masks = satellite_masks(rgb, config)
+    masks = satellite_masks(rgb, context.config, context.image)
     return {name: masks[name] for name in wanted}
 
 
 @hookimpl
-def gigapatch_score_patches(
-    image: Any, coords: np.ndarray, context: Any
-) -> dict[str, np.ndarray] | None:
+def gigapatch_score_patches(coords: np.ndarray, context: ImageContext) -> dict[str, np.ndarray] | None:
     """Per patch: ``nodata`` fraction, and the fraction of every mask that is not excluded (the
     excluded ones are scored by the pipeline already)."""
     if context.domain != DOMAIN:
@@ -171,10 +172,10 @@ def gigapatch_score_patches(
     c = np.asarray(coords).reshape(-1, 2)
     size0 = context.geometry.size_level0
     ds = context.mask_downsample
-    out = {"nodata": mask_fraction(nodata_of(context.rgb), c, size0, ds)}
+    out = {"nodata": mask_fraction(nodata_of(context.rgb, context.image), c, size0, ds)}
     excluded = set(settings(context.config).exclude)
     if len(excluded) < len(MASK_NAMES):
-        masks = satellite_masks(context.rgb, context.config)
+        masks = satellite_masks(context.rgb, context.config, context.image)
         for name in MASK_NAMES:
             if name not in excluded:
                 out[name] = mask_fraction(masks[name], c, size0, ds)

@@ -36,38 +36,6 @@ STATS_SIDE = 1024
 #: a low-resolution pixel is no-data when less than this fraction of it is valid
 VALID_FRACTION = 0.5
 
-# id(rgb array) -> (weak reference to it, extra bands); see lowres_extras
-_LOWRES: dict[int, tuple[weakref.ref, dict[str, np.ndarray]]] = {}
-_LOWRES_LOCK = threading.Lock()
-
-
-def lowres_extras(rgb: np.ndarray) -> dict[str, np.ndarray] | None:
-    """What a :class:`RasterioImage` knows about a low-resolution view it returned.
-
-    The mask hooks receive only the (h, w, 3) RGB view; when that view came from
-    :meth:`RasterioImage.read_level_downsampled` this returns ``{"nodata": (h, w) bool}`` plus,
-    when the file has a near-infrared band, ``{"green": ..., "nir": ...}`` (h, w) float32 raw
-    values at the same scale. None for any other array.
-    """
-    with _LOWRES_LOCK:
-        entry = _LOWRES.get(id(rgb))
-    if entry is None or entry[0]() is not rgb:
-        return None
-    return entry[1]
-
-
-def _remember(rgb: np.ndarray, extras: dict[str, np.ndarray]) -> None:
-    key = id(rgb)
-
-    def forget(k: int = key) -> None:
-        with _LOWRES_LOCK:
-            _LOWRES.pop(k, None)
-
-    with _LOWRES_LOCK:
-        _LOWRES[key] = (weakref.ref(rgb), extras)
-    weakref.finalize(rgb, forget)
-
-
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
@@ -384,16 +352,28 @@ class RasterioImage(Image):
     def read_level_downsampled(self, downsample: float) -> np.ndarray:
         """The whole raster at ``downsample`` (see :meth:`Image.read_level_downsampled`).
 
-        No-data pixels (less than half valid) are black; the returned array is remembered so
-        that the satellite mask hooks can find its no-data mask and NIR band
-        (:func:`lowres_extras`).
+        No-data pixels (less than half valid) are black; the image remembers the returned array,
+        so that the satellite mask hooks can find its no-data mask and NIR band
+        (:meth:`view_extras`).
         """
         rgb, frac, gn = self._lowres(downsample)
         extras: dict[str, np.ndarray] = {"nodata": frac < VALID_FRACTION}
         if gn is not None:
             extras["green"], extras["nir"] = gn[0], gn[1]
-        _remember(rgb, extras)
+        self._view = (weakref.ref(rgb), extras)
         return rgb
+
+    def view_extras(self, rgb: np.ndarray) -> dict[str, np.ndarray] | None:
+        """What this image knows about a low-resolution view it returned last.
+
+        When ``rgb`` is the very array :meth:`read_level_downsampled` returned last, this is
+        ``{"nodata": (h, w) bool}`` plus, when the file has a near-infrared band,
+        ``{"green": ..., "nir": ...}`` (h, w) float32 raw values at the same scale; else None.
+        """
+        view = getattr(self, "_view", None)
+        if view is None or view[0]() is not rgb:
+            return None
+        return view[1]
 
     def nodata_mask(self, downsample: float = 1.0) -> np.ndarray:
         """(ceil(H0 / downsample), ceil(W0 / downsample)) bool, True where a pixel is no-data

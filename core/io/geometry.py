@@ -1,0 +1,157 @@
+"""Coordinate maths: levels, physical resolution and patch geometry, all anchored on level 0."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gigapatch.errors import ResolutionError
+
+if TYPE_CHECKING:
+    from gigapatch.config import PatchConfig
+    from gigapatch.io.image import Image
+
+#: objective power of an image at 1 um/px is taken as 10x (0.25 um/px = 40x), the usual convention
+MPP_AT_10X = 1.0
+
+
+def level0_to_level(xy: np.ndarray, downsample: float) -> np.ndarray:
+    """Level-0 pixel coordinates (..., 2) to coordinates at a level of ``downsample`` (floor)."""
+    return np.floor(np.asarray(xy, dtype=np.float64) / downsample).astype(np.int64)
+
+
+def level_to_level0(xy: np.ndarray, downsample: float) -> np.ndarray:
+    """Coordinates at a level of ``downsample`` (..., 2) to level-0 pixels (rounded)."""
+    return np.round(np.asarray(xy, dtype=np.float64) * downsample).astype(np.int64)
+
+
+def magnification_to_mpp(mag: float) -> float:
+    return MPP_AT_10X * 10.0 / mag
+
+
+def mpp_to_magnification(mpp: float) -> float:
+    return MPP_AT_10X * 10.0 / mpp
+
+
+@dataclass(frozen=True)
+class PatchGeometry:
+    """How one patch is read and what it covers.
+
+    A patch of ``size`` x ``size`` output pixels is read as ``read_size`` x ``read_size`` pixels
+    at pyramid level ``level`` and resized by ``resize_factor`` = read_size / size. It covers
+    ``size_level0`` x ``size_level0`` level-0 pixels.
+    """
+
+    size: int
+    stride: int
+    level: int
+    downsample: float
+    read_size: int
+    size_level0: int
+    stride_level0: int
+    resize_factor: float
+    slide_mpp: float | None
+    target_mpp: float | None
+    effective_mpp: float | None
+    target_magnification: float | None
+    level0_magnification: float | None
+
+    def as_attrs(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items()}
+
+
+def resolve_geometry(image: Image, patch: PatchConfig) -> PatchGeometry:
+    """Turn a :class:`PatchConfig` into a :class:`PatchGeometry` for ``image``.
+
+    With ``patch.mpp`` (or ``patch.magnification``) the best level at or below the target scale
+    is read and resized; otherwise ``patch.level`` is read as is. Raises :class:`ResolutionError`
+    when a physical size is asked of an image whose mpp is unknown and not overridden.
+    """
+    stride = patch.stride or patch.size
+    slide_mpp = patch.slide_mpp if patch.slide_mpp is not None else image.mpp
+    level0_mag = image.magnification
+    if level0_mag is None and slide_mpp is not None:
+        level0_mag = mpp_to_magnification(slide_mpp)
+    target_mpp = patch.mpp
+    if patch.magnification is not None:
+        if slide_mpp is None and image.magnification is not None:
+            # magnification alone is enough: scale by objective power ratio
+            factor = image.magnification / patch.magnification
+            target_mpp = None
+        else:
+            target_mpp = magnification_to_mpp(patch.magnification)
+    if target_mpp is not None:
+        if slide_mpp is None:
+            where = str(image.path) if image.path else "image"
+            raise ResolutionError(
+                f"{where}: the file records no mpp (microns per pixel), so a patch size in "
+                f"microns cannot be resolved; pass --slide-mpp (e.g. --slide-mpp 0.25) or use --level"
+            )
+        factor = target_mpp / slide_mpp
+    if patch.mpp is None and patch.magnification is None:
+        level = min(patch.level or 0, image.level_count - 1)
+        ds = image.level_downsamples[level]
+        eff = slide_mpp * ds if slide_mpp is not None else None
+        return PatchGeometry(
+            size=patch.size,
+            stride=stride,
+            level=level,
+            downsample=ds,
+            read_size=patch.size,
+            size_level0=int(round(patch.size * ds)),
+            stride_level0=int(round(stride * ds)),
+            resize_factor=1.0,
+            slide_mpp=slide_mpp,
+            target_mpp=None,
+            effective_mpp=eff,
+            target_magnification=(level0_mag / ds) if level0_mag else None,
+            level0_magnification=level0_mag,
+        )
+    # physical target: factor = level-0 px per output px
+    level = image.get_best_level_for_downsample(factor)
+    ds = image.level_downsamples[level]
+    read_size = max(1, int(round(patch.size * factor / ds)))
+    size0 = int(round(patch.size * factor))
+    eff_factor = read_size * ds / patch.size
+    return PatchGeometry(
+        size=patch.size,
+        stride=stride,
+        level=level,
+        downsample=ds,
+        read_size=read_size,
+        size_level0=size0,
+        stride_level0=int(round(stride * factor)),
+        resize_factor=read_size / patch.size,
+        slide_mpp=slide_mpp,
+        target_mpp=target_mpp if target_mpp is not None else (
+            slide_mpp * factor if slide_mpp else None
+        ),
+        effective_mpp=slide_mpp * eff_factor if slide_mpp is not None else None,
+        target_magnification=(level0_mag / factor) if level0_mag else patch.magnification,
+        level0_magnification=level0_mag,
+    )
+
+
+def patches_inside(coords: np.ndarray, size_level0: int, dims: tuple[int, int]) -> np.ndarray:
+    """Bool (N,) mask of patches (level-0 top-left ``coords`` (N, 2)) wholly inside ``dims``."""
+    c = np.asarray(coords)
+    w, h = dims
+    return (c[:, 0] >= 0) & (c[:, 1] >= 0) & (c[:, 0] + size_level0 <= w) & (c[:, 1] + size_level0 <= h)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+__all__ = [
+    "PatchGeometry",
+    "ceil_div",
+    "level0_to_level",
+    "level_to_level0",
+    "magnification_to_mpp",
+    "mpp_to_magnification",
+    "patches_inside",
+    "resolve_geometry",
+]

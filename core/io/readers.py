@@ -1,0 +1,286 @@
+"""Built-in image readers and :func:`open_image`, the public way to open an input file.
+
+* :class:`TiffImage` (module :mod:`gigapatch.io.tiff`) reads tiled / pyramidal TIFF tile by tile on
+  demand; level 0 is never read whole.
+* :class:`PlainImage` reads small non-pyramidal images (PNG, JPEG, BMP, stripped TIFF) whole.
+
+Readers by name
+---------------
+``open_image(path, reader=NAME)`` forces one reader. The core knows ``"tifffile"`` and
+``"plain"``; a plugin adds readers through the ``gigapatch_readers`` hook (the pathology plugin
+returns ``{"openslide": open_openslide}``). :func:`available_readers` collects them through the
+plugin manager, so the core never imports a plugin.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gigapatch.errors import ConfigError, GigapatchError, ImageError
+from gigapatch.io.image import ArrayImage, Image
+from gigapatch.io.pixels import composite_on_white, standalone_jpeg, to_rgb, ycbcr_to_rgb
+from gigapatch.io.tiff import TIFF_MAGIC, TiffImage, TileCache, pyramid_pages, short_message
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".svs", ".tif", ".tiff", ".btf", ".tf8", ".qptiff", ".ndpi", ".mrxs", ".scn", ".bif",
+     ".vms", ".vmu", ".svslide", ".png", ".jpg", ".jpeg", ".bmp"}
+)
+#: PlainImage refuses images larger than this (pixels): they belong in a pyramidal TIFF
+MAX_PLAIN_PIXELS = 400_000_000
+
+
+def _plain_size(data: bytes, kind: str) -> tuple[int, int]:
+    """(width, height) from a PNG / JPEG / BMP header, without decoding."""
+    if kind == "png":
+        return struct.unpack(">II", data[16:24])
+    if kind == "bmp":
+        w, h = struct.unpack("<ii", data[18:26])
+        return abs(w), abs(h)
+    i = 2  # JPEG: walk the marker segments to the first start-of-frame
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        if marker == 0xFF or 0xD0 <= marker <= 0xD9:
+            i += 1 if marker == 0xFF else 2
+            continue
+        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+    raise ValueError("no JPEG start-of-frame marker")
+
+
+def _magic_kind(head: bytes) -> str | None:
+    if head[:4] in TIFF_MAGIC:
+        return "tiff"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if head[:2] == b"BM":
+        return "bmp"
+    return None
+
+
+def _read_plain(path: Path, max_pixels: int) -> tuple[np.ndarray, str]:
+    with open(path, "rb") as f:
+        kind = _magic_kind(f.read(16))
+    if kind is None:
+        raise ImageError(path, "not a PNG, JPEG, BMP or TIFF image")
+    too_big = ("{w} x {h} px is too large to read whole (limit {lim} MP); convert it to a "
+               "tiled pyramidal TIFF (e.g. with vips tiffsave --tile --pyramid)")
+    if kind == "tiff":
+        import tifffile
+
+        with tifffile.TiffFile(path) as tf:
+            page = tf.series[0].levels[0].keyframe
+            w, h = page.imagewidth, page.imagelength
+            if w * h > max_pixels:
+                raise ImageError(path, too_big.format(w=w, h=h, lim=max_pixels // 10**6))
+            arr = page.asarray()
+            if int(page.planarconfig) == 2 and arr.ndim == 3:
+                arr = np.moveaxis(arr, 0, -1)
+            if arr.dtype == np.uint16:
+                arr = np.round(arr / 257.0).astype(np.uint8)
+            if arr.dtype != np.uint8:
+                raise ImageError(path, f"{arr.dtype} samples are not supported (8 or 16 bit only)")
+            return to_rgb(arr, int(page.photometric), tuple(page.extrasamples or ()),
+                          page.colormap), "tiff"
+    import cv2
+
+    data = path.read_bytes()
+    w, h = _plain_size(data, kind)
+    if w * h > max_pixels:
+        raise ImageError(path, too_big.format(w=w, h=h, lim=max_pixels // 10**6))
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ImageError(path, f"cannot decode this {kind.upper()} file (corrupt or truncated?)")
+    if arr.dtype == np.uint16:
+        arr = np.round(arr / 257.0).astype(np.uint8)
+    if arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, axis=2), kind
+    rgb = cv2.cvtColor(arr[..., :3], cv2.COLOR_BGR2RGB)
+    if arr.shape[2] == 4:
+        rgb = composite_on_white(rgb, arr[..., 3])
+    return rgb, kind
+
+
+class PlainImage(ArrayImage):
+    """A small non-pyramidal image (PNG, JPEG, BMP, stripped TIFF) read whole into memory.
+
+    A pyramid of area-averaged levels is built in memory (see :class:`ArrayImage`). Images above
+    ``max_pixels`` are refused with an :class:`ImageError` suggesting a pyramidal TIFF.
+    """
+
+    reader_name = "plain"
+
+    def __init__(self, path: str | Path, max_pixels: int = MAX_PLAIN_PIXELS) -> None:
+        path = Path(path)
+        try:
+            rgb, kind = _read_plain(path, max_pixels)
+        except GigapatchError:
+            raise
+        except Exception as e:
+            raise ImageError(path, f"cannot read image ({short_message(e)})") from e
+        super().__init__(rgb, path=path)
+        self._vendor = kind
+
+    @property
+    def vendor(self) -> str | None:
+        return self._vendor
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return {"vendor": self._vendor, "mpp_sources": {}}
+
+
+# ---------------------------------------------------------------------------- opening
+def open_builtin(path: Path) -> Image | None:
+    """The core's own choice of reader (the trylast ``gigapatch_open_image`` default).
+
+    Tiled or pyramidal TIFF -> :class:`TiffImage`; PNG / JPEG / BMP and small single-level
+    stripped TIFF -> :class:`PlainImage`; anything else -> None. Decided by magic bytes.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        kind = _magic_kind(f.read(16))
+    if kind is None:
+        return None
+    if kind != "tiff":
+        return PlainImage(path)
+    try:  # the common case, parsed once: a tiled or pyramidal TIFF the core decodes
+        image = TiffImage(path)
+    except ImageError:
+        pass  # decided (and the problem named) below, as for any other TIFF
+    else:
+        w, h = image.dimensions
+        if len(image.level_dimensions) > 1 or image._levels[0].tiled or w * h > MAX_PLAIN_PIXELS:
+            return image
+        image.close()
+        return PlainImage(path)
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            pages, problem = pyramid_pages(tf)
+    except Exception as e:
+        raise ImageError(path, f"not a readable TIFF ({short_message(e)})") from e
+    if problem:
+        raise ImageError(path, problem)
+    p0 = pages[0]
+    if len(pages) == 1 and not p0.is_tiled and p0.imagewidth * p0.imagelength <= MAX_PLAIN_PIXELS:
+        return PlainImage(path)
+    return TiffImage(path)
+
+
+def available_readers() -> dict[str, Callable[[Path], Image]]:
+    """Reader name -> opener: the core's ``tifffile`` and ``plain`` plus every plugin's
+    ``gigapatch_readers`` hook result."""
+    from gigapatch.plugin.manager import get_plugin_manager
+
+    readers: dict[str, Callable[[Path], Image]] = {"tifffile": TiffImage, "plain": PlainImage}
+    for result in get_plugin_manager().hook.gigapatch_readers():
+        for name, opener in (result or {}).items():
+            readers.setdefault(name, opener)
+    return readers
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise ImageError(path, "no such file")
+    if path.is_dir():
+        raise ImageError(path, "is a directory, not an image file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise ImageError(path, f"cannot open ({e.strerror or short_message(e)})") from e
+    if size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
+
+
+def open_image(path: str | Path, domain: str | None = None, reader: str | None = None) -> Image:
+    """Open an image file with the first plugin reader that takes it (the core's last).
+
+    Parameters
+    ----------
+    path : the image file.
+    domain : the ``--domain`` name, passed to the ``gigapatch_open_image`` hooks.
+    reader : force a reader by name (``"tifffile"``, ``"plain"``, ``"openslide"`` with the
+        pathology plugin...; see :func:`available_readers`).
+
+    Raises
+    ------
+    ImageError : missing, a directory, empty, unsupported, truncated or unreadable (one line).
+    ConfigError : ``reader`` names no installed reader.
+    """
+    p = Path(path)
+    _check_path(p)
+    try:
+        if reader is not None:
+            readers = available_readers()
+            opener = readers.get(reader)
+            if opener is None:
+                raise ConfigError(f"unknown reader {reader!r} (installed: {', '.join(sorted(readers))})")
+            image = opener(p)
+        else:
+            from gigapatch.plugin.manager import get_plugin_manager
+
+            image = get_plugin_manager().hook.gigapatch_open_image(path=p, domain=domain)
+    except GigapatchError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise ImageError(p, f"cannot read it ({short_message(e)})") from e
+    if image is None:
+        raise ImageError(p, "unsupported format (not a TIFF, PNG, JPEG or BMP image, and no "
+                            "installed plugin reads it)")
+    return image
+
+
+def find_images(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand ``paths``: files stay as given, directories give their top-level files whose suffix
+    is in :data:`IMAGE_SUFFIXES` (sorted). Duplicates are dropped, order kept.
+
+    Raises ImageError for a missing path or a directory without images.
+    """
+    out: list[Path] = []
+    for item in paths:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(c for c in p.iterdir() if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ImageError(p, "directory holds no images (looked for "
+                                    f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise ImageError(p, "no such file or directory")
+    return list(dict.fromkeys(out))
+
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_PLAIN_PIXELS",
+    "PlainImage",
+    "TiffImage",
+    "TileCache",
+    "available_readers",
+    "composite_on_white",
+    "find_images",
+    "open_builtin",
+    "open_image",
+    "standalone_jpeg",
+    "to_rgb",
+    "ycbcr_to_rgb",
+]

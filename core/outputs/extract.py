@@ -1,0 +1,236 @@
+"""Patch extraction: the kept patches as image files or WebDataset shards.
+
+Patches are read through :mod:`gigapatch.io.patches` (tile-raster order, threaded, bounded
+memory). JPEG patches that coincide with one stored JPEG tile are copied through without
+decoding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tarfile
+import threading
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gigapatch.errors import ConfigError
+from gigapatch.io.patches import as_coords, read_patch, reserve_cache, tile_order, windowed_map
+
+if TYPE_CHECKING:
+    from gigapatch.io.geometry import PatchGeometry
+    from gigapatch.io.image import Image
+
+_EXT = {"jpeg": "jpg", "png": "png"}
+
+
+def _passthrough(image: Image, geometry: PatchGeometry) -> Callable[[int, int], bytes | None] | None:
+    """A function giving the stored JPEG bytes of the patch at (x, y) when it is exactly one
+    stored tile (aligned, same size, inside the image), else None; None if that never happens."""
+    level, size = geometry.level, geometry.size
+    if geometry.read_size != size or geometry.resize_factor != 1:
+        return None
+    if not (hasattr(image, "raw_tile") and hasattr(image, "tile_is_jpeg")):
+        return None
+    if not image.tile_is_jpeg(level) or image.tile_shape(level) != (size, size):
+        return None
+    lw, lh = image.level_dimensions[level]
+    ds = image.level_downsamples[level]
+
+    def raw(x: int, y: int) -> bytes | None:
+        lx, ly = math.floor(x / ds), math.floor(y / ds)
+        if lx % size or ly % size or lx < 0 or ly < 0 or lx + size > lw or ly + size > lh:
+            return None
+        return image.raw_tile(level, lx // size, ly // size)
+
+    return raw
+
+
+def encode_patch(patch: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
+    """Encode an (h, w, 3) uint8 RGB patch as JPEG (libjpeg-turbo, ``quality``) or PNG."""
+    import imagecodecs
+
+    if fmt == "png":
+        return bytes(imagecodecs.png_encode(patch, level=1, strategy=3, filter=16))
+    return bytes(imagecodecs.jpeg8_encode(patch, level=quality))
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file (no temporary name: for a staging directory)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _staging_dir(out: Path) -> Path | None:
+    """A fresh hidden sibling of ``out`` to write the patches into and rename to ``out`` at the
+    end (one rename instead of one a file: patch output is bound by file-system metadata), when
+    ``out`` is missing or empty; None when it holds files (they are written one by one, each
+    under a temporary name)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.{os.getpid()}.{threading.get_ident()}.partial"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir()
+    return stage
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        _write_file(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class _ShardWriter:
+    """WebDataset-style tar shards ``shard-000000.tar`` of at most ``shard_size`` samples, each
+    written under a temporary name and renamed when complete."""
+
+    def __init__(self, out_dir: Path, shard_size: int) -> None:
+        self.out_dir, self.shard_size = out_dir, max(1, shard_size)
+        self.paths: list[Path] = []
+        self._tar: tarfile.TarFile | None = None
+        self._count = 0
+
+    def add(self, name: str, data: bytes) -> None:
+        if self._tar is None or self._count >= self.shard_size:
+            self.close()
+            path = self.out_dir / f"shard-{len(self.paths):06d}.tar"
+            self.paths.append(path)
+            self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)
+            self._count = 0
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(data), 0o644
+        self._tar.addfile(info, BytesIO(data))
+        self._count += 1
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            os.replace(self._tmp, self.paths[-1])
+            self._tar = None
+
+    def abort(self) -> None:
+        """Drop the shard being written (its temporary file); completed shards stay."""
+        if self._tar is not None:
+            self._tar.close()
+            self._tmp.unlink(missing_ok=True)
+            self.paths.pop()
+            self._tar = None
+
+
+def extract_patches(
+    image: Image,
+    coords: np.ndarray,
+    geometry: PatchGeometry,
+    out_dir: str | Path,
+    fmt: str = "jpeg",
+    quality: int = 90,
+    workers: int = 4,
+    passthrough: bool = True,
+    shard_size: int = 10_000,
+) -> list[Path]:
+    """Write every patch to ``out_dir`` and return the paths written.
+
+    Parameters
+    ----------
+    image : the opened image.
+    coords : (N, 2) level-0 top-left x, y of the patches.
+    geometry : patch geometry (level, read size, output size).
+    out_dir : output directory (created).
+    fmt : ``"jpeg"`` -> ``<x>_<y>.jpg``; ``"png"`` -> ``<x>_<y>.png`` (lossless);
+        ``"tar"`` -> WebDataset shards ``shard-000000.tar`` holding ``<x>_<y>.jpg``.
+    quality : JPEG quality (1-100).
+    workers : threads that read, encode and write.
+    passthrough : copy a stored JPEG tile's bytes through when a patch is exactly that tile
+        (same level and size, aligned, no resize); its quality is then the file's, not ``quality``.
+    shard_size : samples per tar shard.
+
+    Returns
+    -------
+    For jpeg / png, one path per patch in the order of ``coords``; for tar, the shard paths.
+    Nothing is ever half-written: into a missing or empty ``out_dir`` the files go to a hidden
+    sibling directory renamed to ``out_dir`` when all are written; into one that holds files,
+    each is written under a temporary name and renamed.
+    """
+    if fmt in ("jpg",):
+        fmt = "jpeg"
+    if fmt not in ("jpeg", "png", "tar"):
+        raise ConfigError(f"unknown patch format {fmt!r} (use jpeg, png or tar)")
+    c = as_coords(coords)
+    out = Path(out_dir)
+    if len(c) == 0 or fmt == "tar":
+        out.mkdir(parents=True, exist_ok=True)
+    if len(c) == 0:
+        return []
+    reserve_cache(image, geometry, workers, c)
+    raw = _passthrough(image, geometry) if passthrough and fmt != "png" else None
+    codec = "png" if fmt == "png" else "jpeg"
+
+    def encode(i: int) -> tuple[int, bytes]:
+        x, y = int(c[i, 0]), int(c[i, 1])
+        data = raw(x, y) if raw is not None else None
+        if data is None:
+            data = encode_patch(read_patch(image, (x, y), geometry), codec, quality)
+        return i, data
+
+    order = tile_order(image, c, geometry).tolist()
+    if fmt == "tar":
+        shards = _ShardWriter(out, shard_size)
+        try:
+            for i, data in windowed_map(encode, order, workers):
+                shards.add(f"{c[i, 0]}_{c[i, 1]}.jpg", data)
+        except BaseException:
+            shards.abort()
+            raise
+        shards.close()
+        return shards.paths
+
+    ext = _EXT[fmt]
+    stage = _staging_dir(out)
+    if stage is None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    def write(i: int) -> tuple[int, Path]:
+        _, data = encode(i)
+        name = f"{c[i, 0]}_{c[i, 1]}.{ext}"
+        if stage is None:
+            _atomic_write(out / name, data)
+        else:
+            _write_file(stage / name, data)
+        return i, out / name
+
+    paths: list[Any] = [None] * len(c)
+    try:
+        for i, path in windowed_map(write, order, workers):
+            paths[i] = path
+        if stage is not None:
+            if out.exists():
+                out.rmdir()  # empty (checked): the finished directory takes its place
+            os.replace(stage, out)
+    except BaseException:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return paths
+
+
+__all__ = [
+    "encode_patch",
+    "extract_patches",
+]

@@ -1,0 +1,77 @@
+"""The files of one tiled image: h5, resolved config, table, regions, overlay, GeoJSON, patches."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from gigapatch.config import Config
+from gigapatch.io.atomic import write_text_atomic
+from gigapatch.outputs.patchset import PatchSet
+from gigapatch.plugin.context import ImageContext
+
+
+def write_outputs(
+    ps: PatchSet, context: ImageContext, cfg: Config, out_dir: Path, extract: bool | None = None
+) -> dict[str, Path]:
+    """Write the h5, resolved config YAML, table, region table, overlay (and GeoJSON, patches) of
+    one image into ``out_dir``; every file goes to a temporary name first. Returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def named(suffix: str) -> Path:  # image ids may hold dots: never use with_suffix
+        return out_dir / f"{ps.image_id}{suffix}"
+
+    paths: dict[str, Path] = {}
+    paths["h5"] = ps.write_h5(named(".h5"))
+    paths["config"] = named(".yaml")
+    write_text_atomic(paths["config"], cfg.to_yaml())
+    if cfg.output.table != "none":
+        paths["table"] = ps.write_table(named("." + cfg.output.table), include_rejected=True)
+    if ps.region_summary:
+        paths["regions"] = named("_regions.csv")
+        write_region_table(paths["regions"], ps)
+    if cfg.output.overlay and context.rgb is not None:
+        from gigapatch.outputs.overlay import write_overlay
+
+        paths["overlay"] = named("_overlay.png")
+        write_overlay(
+            paths["overlay"], rgb=context.rgb, mask=ps.mask, mask_downsample=ps.mask_downsample,
+            regions=ps.regions, coords=ps.coords, size_level0=ps.patch_size_level0,
+            scores=ps.scores,
+            color_by=cfg.score.rank_by if cfg.score.rank_by in ps.scores else "foreground",
+            rejected_coords=ps.rejected_coords, rejected_reason=ps.rejected_reason,
+        )
+    if cfg.output.geojson:
+        from gigapatch.outputs.geojson import export_geojson
+
+        paths["geojson"] = named(".geojson")
+        export_geojson(ps, paths["geojson"], regions=ps.regions)
+    if cfg.output.extract if extract is None else extract:
+        from gigapatch.outputs.extract import extract_patches
+
+        assert context.geometry is not None
+        extract_patches(
+            context.image, ps.coords, context.geometry, out_dir / ps.image_id,
+            fmt=cfg.output.format, quality=cfg.output.quality, workers=cfg.output.workers,
+        )
+        paths["patches"] = out_dir / ps.image_id
+    return paths
+
+
+def write_region_table(path: Path, ps: PatchSet) -> Path:
+    """``<id>_regions.csv``: one row per region with its bounding box (level-0 px), area,
+    kept patches and coverage."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["region", "x0", "y0", "x1", "y1", "area_level0", "n_patches", "coverage"])
+    for row in ps.region_summary:
+        k = int(row["region"])
+        box = ps.regions[k].bbox if k < len(ps.regions) else (float("nan"),) * 4
+        w.writerow([k, *(f"{v:.1f}" for v in box), f"{float(row['area_level0']):.1f}",
+                    int(row["n_patches"]), f"{float(row['coverage']):.6f}"])
+    write_text_atomic(path, buf.getvalue())
+    return path
+
+
+__all__ = ["write_outputs", "write_region_table"]

@@ -1,0 +1,212 @@
+"""The hook specifications of gigapatch: the one place that says what a plugin can do.
+
+A plugin is a module (or object) with functions named like the hooks below and marked with
+:data:`hookimpl`, registered under the entry-point group ``gigapatch``. An implementation may name
+only the arguments it uses (pluggy passes those). Hooks that work on one image get its
+:class:`~gigapatch.ImageContext` as ``context``: ``context.domain`` is the active domain, so a
+plugin declines work that is not its own by returning None. The built-in defaults
+(:mod:`gigapatch.plugin.builtin`) are registered like any other plugin, each ``trylast`` so a
+domain plugin always gets the first word.
+
+Hooks in the order a run calls them:
+
+==================================  =========================================================
+``gigapatch_domains``               declare domains (once, when domains are listed)
+``gigapatch_readers``               name readers (when one is asked for by name)
+``gigapatch_open_image``            open a file (first non-None wins)
+``gigapatch_image_domain``          pick the domain of an image when none was given
+``gigapatch_learned_mask``          a learned foreground mask (``mask.model_weights``)
+``gigapatch_foreground_mask``       the foreground mask of the low-resolution view
+``gigapatch_exclusion_masks``       artefacts removed from the foreground (ink, cloud...)
+``gigapatch_segment``               split the refined mask into regions
+``gigapatch_reads_pixels``          does this plugin score candidates on their pixels?
+``gigapatch_score_pixels``          scores from full-resolution candidate pixels, per batch
+``gigapatch_score_patches``         scores of all candidates, once per image
+``gigapatch_reject_patches``        the plugin's own rejection rules, each a reason
+``gigapatch_train``                 train a model (``gigapatch train``)
+``gigapatch_demo``                  the domain's one-command demo (``gigapatch demo``)
+==================================  =========================================================
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from pathlib import Path
+
+    import numpy as np
+
+    from gigapatch.io.image import Image
+    from gigapatch.plugin.context import ImageContext
+    from gigapatch.tiling.segment import Region
+
+PROJECT = "gigapatch"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def gigapatch_domains() -> list[dict[str, Any]] | None:
+    """Declare the domains this plugin provides.
+
+    Called when domains are listed or a config is resolved. Return a list of dicts with keys
+    ``name`` (str), ``description`` (str), ``config`` (a path to the domain's default YAML config,
+    a dict of defaults, or None) and optionally ``region_class`` (the GeoJSON class name of a
+    foreground region, e.g. ``"Tissue"``; default ``"Foreground"``). Return None if the plugin adds
+    no domain.
+    """
+
+
+@hookspec
+def gigapatch_readers() -> dict[str, Any] | None:
+    """Name the readers this plugin provides, so ``open_image(path, reader=NAME)`` can force one.
+
+    Called when a reader is asked for by name (``--reader``, ``open_image(reader=...)``). Return a
+    dict mapping a reader name (e.g. ``"openslide"``) to a callable ``opener(path) -> Image``, or
+    None. The core's own ``"tifffile"`` and ``"plain"`` readers are always there.
+    """
+
+
+@hookspec(firstresult=True)
+def gigapatch_open_image(path: Path, domain: str | None) -> Image | None:
+    """Open ``path`` as a :class:`gigapatch.Image`.
+
+    Called for every input file, with the domain asked for (None when the run has not chosen
+    one). The first non-None result wins, so return None for files that are not your kind (wrong
+    suffix, unreadable by your library). Raise :class:`gigapatch.ImageError` only when the file
+    *is* your kind but is broken.
+    """
+
+
+@hookspec(firstresult=True)
+def gigapatch_image_domain(image: Image) -> str | None:
+    """Name the domain of an open image, when the run was given none (no ``--domain``, no
+    ``domain:`` in the config file).
+
+    Called once per image after it is opened. Return your domain's name when the image is
+    plainly yours (a whole-slide image with a microscope resolution, a georeferenced raster),
+    else None. The first name wins; with none, the image is tiled with the ``generic`` domain.
+    """
+
+
+@hookspec(firstresult=True)
+def gigapatch_learned_mask(rgb: np.ndarray, weights: Path, context: ImageContext) -> np.ndarray | None:
+    """Replace the foreground mask with a learned model's output, from a local weights file.
+
+    Called once per image, only when the config names ``mask.model_weights``, with ``rgb`` the
+    (h, w, 3) uint8 low-resolution view. Return a bool (h, w) mask, or None when this plugin
+    cannot load that kind of weights. Never download at run time.
+    """
+
+
+@hookspec(firstresult=True)
+def gigapatch_foreground_mask(rgb: np.ndarray, context: ImageContext) -> np.ndarray | None:
+    """Compute the foreground mask of the low-resolution view of an image.
+
+    Called once per image with ``rgb`` (h, w, 3) uint8 (also ``context.rgb``; ``context.image`` is
+    the open image, for readers that know more than RGB: nodata, extra bands). Return a bool
+    (h, w) array, True where there is foreground (tissue, metal, land). Return None when this
+    plugin does not handle ``context.domain``: the built-in Otsu-on-saturation mask then applies.
+    """
+
+
+@hookspec
+def gigapatch_exclusion_masks(rgb: np.ndarray, context: ImageContext) -> dict[str, np.ndarray] | None:
+    """Name the artefacts that must not count as foreground (marker ink, clouds, nodata...).
+
+    Called once per image, after the foreground mask, with the same ``rgb``. Return a dict
+    mapping a score name (e.g. ``"pen"``) to a bool (h, w) mask, or None. Every plugin's dicts
+    are merged; each mask is removed from the foreground (before and after refinement) and its
+    per-patch fraction becomes a score column of that name.
+    """
+
+
+@hookspec(firstresult=True)
+def gigapatch_segment(mask: np.ndarray, context: ImageContext) -> list[Region] | None:
+    """Split the refined (h, w) bool foreground mask into connected regions with holes.
+
+    Called once per image, after refinement and before placement (``context.mask_downsample``
+    is the mask's level-0 downsample). Return a list of :class:`gigapatch.Region` in level-0
+    pixels (possibly empty), or None to leave it to the default (connected components with
+    holes). Regions are numbered in list order; every patch records the region it lies in.
+    """
+
+
+@hookspec
+def gigapatch_reads_pixels(context: ImageContext) -> bool | None:
+    """Say whether this plugin's ``gigapatch_score_pixels`` scores this image's candidates.
+
+    Called once per image after placement, before any candidate is read. Return True when it
+    will (e.g. your domain is active and your pixel score is switched on). Candidates are read
+    at full resolution only when some plugin returns True, so a run that needs no pixel score
+    reads none. Return None (or False) otherwise.
+    """
+
+
+@hookspec
+def gigapatch_score_pixels(
+    patches: np.ndarray, coords: np.ndarray, context: ImageContext
+) -> dict[str, np.ndarray] | None:
+    """Score a batch of candidate patches from their full-resolution pixels.
+
+    Called on batches of ``patches`` (B, size, size, 3) uint8 at the output geometry, with
+    ``coords`` their (B, 2) int64 level-0 top-left x, y, when some plugin's
+    ``gigapatch_reads_pixels`` said True. Candidates are read once, through the fast reader,
+    and every plugin's scorer sees the same batch. Return a dict of (B,) or (B, ...) arrays:
+    1-D arrays become score columns; all are in ``context.pixels`` (candidate order) when
+    ``gigapatch_score_patches`` runs (e.g. per-block statistics turned into an image-relative
+    score there). Return None to add nothing (e.g. not your domain).
+    """
+
+
+@hookspec
+def gigapatch_score_patches(coords: np.ndarray, context: ImageContext) -> dict[str, np.ndarray] | None:
+    """Score candidate patches.
+
+    Called once per image with ``coords`` (N, 2) int64 level-0 top-left x, y of the candidates
+    that passed the foreground filter (the mask's foreground within ``score.candidate_margin``
+    of ``patch.min_foreground``), after every ``gigapatch_score_pixels`` batch. Return a dict of
+    named (N,) float arrays (e.g. ``{"sharpness": ...}``); every plugin's columns are merged into
+    the PatchSet's score table. A column that already exists (e.g. ``foreground`` measured on
+    the pixels) replaces the candidates' values; the mask's estimate is then kept as
+    ``mask_foreground``, and selection allows ``score.foreground_tolerance`` below the bar for
+    those candidates. Return None to add nothing.
+    """
+
+
+@hookspec
+def gigapatch_reject_patches(scores: dict[str, np.ndarray], context: ImageContext) -> dict[str, np.ndarray] | None:
+    """The plugin's own rejection rules.
+
+    Called once per image with every score column (name -> (N,) array over all candidates),
+    after the foreground rule. Return a dict mapping a rejection reason (e.g. ``"pen"``) to an
+    (N,) bool array, True where a patch must go for that reason; each patch records the first
+    reason it failed, in the order the rules arrive (the foreground rule first; the core's
+    ``sharpness``, ``keep`` and ``top_n`` rules last). Return None to reject nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def gigapatch_train(config: dict[str, Any], data: Path, out: Path, domain: str | None) -> dict[str, Any] | None:
+    """Train a model on the labelled images in ``data``.
+
+    Called by ``gigapatch train`` with the training config as a plain dict (the file's keys with
+    the flags applied; validate it with :func:`gigapatch.training.validate_train_config`).
+    Return a summary dict (best metric, checkpoint paths), or None when this plugin does not
+    train for ``domain``: the built-in generic trainer (a ``labels.csv`` of ``image_id, label``
+    beside an ``images/`` folder) then runs.
+    """
+
+
+@hookspec(firstresult=True)
+def gigapatch_demo(out: Path, domain: str, size: int | None, seed: int) -> dict[str, Any] | None:
+    """Run the domain's demo: make a sample image with known content, tile it, write outputs.
+
+    Called by ``gigapatch demo --domain D``; ``size`` is the requested image side in px (None =
+    the domain's default). Return a dict with at least ``image`` (the sample's path), the output
+    paths (``h5``, ``table``, ``overlay``...) and ``n_patches``; or None when ``domain`` is not
+    yours.
+    """
