@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from gigapatch_pathology.cohort import CohortSpec, write_cohort
     from gigapatch.training.config import TrainConfig
+    from gigapatch_pathology.cohort import CohortSpec, write_cohort
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":

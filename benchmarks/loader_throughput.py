@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from gigapatch_pathology.cohort import CohortSpec, write_cohort
     from gigapatch.training.config import TrainConfig
     from gigapatch.training.datasets import build_items, make_dataset
     from gigapatch.training.samples import load_samples
+    from gigapatch_pathology.cohort import CohortSpec, write_cohort
 
     data = args.data
     if data is None:

@@ -8,10 +8,10 @@ import pluggy
 import pytest
 
 from gigapatch import ArrayImage, ConfigError, load_config
-from gigapatch_pathology.synth import synthetic_slide
 from gigapatch_pathology import artefacts, learned, tissue
 from gigapatch_pathology.artefacts import block_focus, blur_fraction, pen_mask
 from gigapatch_pathology.learned import learned_mask, pixel_features, save_pixel_classifier
+from gigapatch_pathology.synth import synthetic_slide
 from gigapatch_pathology.tissue import tissue_mask
 
 DS = 16

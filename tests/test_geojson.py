@@ -8,8 +8,8 @@ import shapely
 
 from gigapatch import ConfigError, PatchSet, Region
 from gigapatch.config import AnnotationConfig
-from gigapatch.tiling.annotations import annotation_mask, rasterize_polygons, read_annotations
 from gigapatch.outputs.geojson import export_geojson
+from gigapatch.tiling.annotations import annotation_mask, rasterize_polygons, read_annotations
 
 SQUARE = np.array([[100, 100], [900, 100], [900, 700], [100, 700]], float)
 HOLE = np.array([[300, 300], [500, 300], [500, 500], [300, 500]], float)

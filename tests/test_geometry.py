@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from gigapatch.config import PatchConfig
 from gigapatch.errors import ResolutionError
-from gigapatch.io.geometry import level0_to_level, level_to_level0, magnification_to_mpp, mpp_to_magnification, patches_inside, resolve_geometry
+from gigapatch.io.geometry import (
+    level0_to_level,
+    level_to_level0,
+    magnification_to_mpp,
+    mpp_to_magnification,
+    patches_inside,
+    resolve_geometry,
+)
 from gigapatch.io.image import Image
 from gigapatch.tiling.place import grid_coords, optimal_coords
 

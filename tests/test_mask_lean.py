@@ -13,9 +13,9 @@ import pytest
 from gigapatch import ArrayImage
 from gigapatch.io import image as image_module
 from gigapatch.tiling.segment import _closure_grid
-from gigapatch_pathology.synth import synthetic_slide
 from gigapatch_pathology import artefacts, tissue
 from gigapatch_pathology import view as viewmod
+from gigapatch_pathology.synth import synthetic_slide
 
 TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from gigapatch import load_config, mask_fraction, tile_image
-from gigapatch_pathology.synth import synthetic_slide
 from gigapatch_pathology import pixel_tissue as pt
+from gigapatch_pathology.synth import synthetic_slide
 
 TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from gigapatch.io.geometry import patches_inside
-from gigapatch.tiling.place import axis_positions, grid_coords, optimal_coords
 from gigapatch.tiling.coverage import coverage_report
 from gigapatch.tiling.integral import mask_fraction
+from gigapatch.tiling.place import axis_positions, grid_coords, optimal_coords
 from gigapatch.tiling.segment import segment_mask
 
 

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from gigapatch.tiling.shelves import _backtrack, _dp
 from gigapatch.io.geometry import patches_inside
 from gigapatch.tiling.coverage import coverage_report
-from gigapatch.tiling.place import grid_coords, optimal_coords
 from gigapatch.tiling.integral import box_sums, integral_image, mask_fraction
+from gigapatch.tiling.place import grid_coords, optimal_coords
+from gigapatch.tiling.shelves import _backtrack, _dp
 
 DS, SIZE = 4.0, 64  # 64 px patches = 16 mask px; lattice steps of 8 px = 2 mask px (exact report)
 

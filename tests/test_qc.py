@@ -7,7 +7,13 @@ import pytest
 from gigapatch import ArrayImage, ConfigError, Region
 from gigapatch.config import PatchConfig
 from gigapatch.io.geometry import resolve_geometry
-from gigapatch.outputs.overlay import REASON_COLORS, contact_sheet, overlay_image, segmentation_warning, write_overlay
+from gigapatch.outputs.overlay import (
+    REASON_COLORS,
+    contact_sheet,
+    overlay_image,
+    segmentation_warning,
+    write_overlay,
+)
 
 DS = 16.0
 

@@ -15,7 +15,13 @@ from helpers_tiff import decimated_levels, make_sparse, random_rgb, smooth_rgb, 
 from PIL import Image as PILImage
 
 from gigapatch import ConfigError, ImageError, PlainImage, TiffImage, open_image, pad_region
-from gigapatch.io.readers import TileCache, available_readers, find_images, open_builtin, ycbcr_to_rgb
+from gigapatch.io.readers import (
+    TileCache,
+    available_readers,
+    find_images,
+    open_builtin,
+    ycbcr_to_rgb,
+)
 
 CMU = "CMU-1-Small-Region.svs"
 TCGA = "tcga-cr-7395-01a-01-ts1.svs"

@@ -6,7 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from gigapatch.tiling.refine import fill_holes, pad_mask, refine_mask, remove_small_objects, unpad_mask
+from gigapatch.tiling.refine import (
+    fill_holes,
+    pad_mask,
+    refine_mask,
+    remove_small_objects,
+    unpad_mask,
+)
 from gigapatch.tiling.segment import segment_mask
 
 

@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 
 from gigapatch import ArrayImage, make_mosaic
-from gigapatch.training.stitch import flip_mosaic, flip_tiles, grid_side, mosaic_positions, rank_order, read_tiles, select_tiles, split_mosaic, tile_groups
+from gigapatch.training.stitch import (
+    flip_mosaic,
+    flip_tiles,
+    grid_side,
+    mosaic_positions,
+    rank_order,
+    read_tiles,
+    select_tiles,
+    split_mosaic,
+    tile_groups,
+)
 
 
 def _numbered(n: int, s: int) -> np.ndarray:

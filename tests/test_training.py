@@ -17,7 +17,6 @@ pytest.importorskip("sklearn")
 
 import gigapatch  # noqa: E402
 from gigapatch import ArrayImage, ConfigError, ImageError, PatchSet  # noqa: E402
-from gigapatch_pathology.cohort import CohortSpec, synthetic_slide, write_cohort  # noqa: E402
 from gigapatch.training.config import load_train_config, validate_train_config  # noqa: E402
 from gigapatch.training.datasets import (  # noqa: E402
     MosaicDataset,
@@ -37,6 +36,7 @@ from gigapatch.training.trainer import (  # noqa: E402
     load_checkpoint,
     quadratic_kappa,
 )
+from gigapatch_pathology.cohort import CohortSpec, synthetic_slide, write_cohort  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MEAN = np.array([0.485, 0.456, 0.406])

@@ -24,7 +24,7 @@ import numpy as np
 from gigapatch.errors import GigapatchError, ImageError
 from gigapatch.io.image import COPY_BAND_BYTES, Image
 from gigapatch.io.pixels import standalone_jpeg, to_rgb
-from gigapatch.io.tiff_metadata import to_float, ome_metadata, resolution_mpp, svs_metadata
+from gigapatch.io.tiff_metadata import ome_metadata, resolution_mpp, svs_metadata, to_float
 from gigapatch.io.tile_cache import DEFAULT_CACHE_BYTES, TileCache
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from gigapatch.tiling.coverage import box_counts
-from gigapatch.tiling.integral import integral_table, interp_rows, interp_cols, grid_box_sums
+from gigapatch.tiling.integral import grid_box_sums, integral_table, interp_cols, interp_rows
 
 if TYPE_CHECKING:
     from gigapatch.tiling.segment import Region

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gigapatch.tiling.integral import integral_table, interp_rows, interp_cols
+from gigapatch.tiling.integral import integral_table, interp_cols, interp_rows
 
 #: tolerance on sums of mask area (mask px^2)
 _AREA_EPS = 1e-6

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gigapatch import __version__ as __version__  # the distribution's version: one place
+
 from .defects import defect_scores, gigapatch_score_patches, local_contrast, relative_defect  # noqa: F401
 from .domain import gigapatch_domains  # noqa: F401
 from .mask import gigapatch_foreground_mask, metal_mask, otsu_split, to_grey  # noqa: F401
 from .settings import MetalSettings
-
-from gigapatch import __version__  # noqa: E402  (the distribution's version: one place)
 
 #: Pascal-VOC helpers, imported on first use (a run that tiles an image never needs them)
 _VOC = ("box_labels", "box_overlap", "read_voc_boxes")

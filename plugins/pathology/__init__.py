@@ -4,6 +4,8 @@ public API and is found through the ``gigapatch`` entry-point group."""
 
 from __future__ import annotations
 
+from gigapatch import __version__ as __version__  # the distribution's version: one place
+
 from .artefacts import (  # noqa: F401
     gigapatch_exclusion_masks,
     gigapatch_reads_pixels,
@@ -16,5 +18,3 @@ from .domain import gigapatch_domains, gigapatch_image_domain  # noqa: F401
 from .learned import gigapatch_learned_mask  # noqa: F401
 from .reader import gigapatch_open_image, gigapatch_readers  # noqa: F401
 from .tissue import gigapatch_foreground_mask  # noqa: F401
-
-from gigapatch import __version__  # noqa: E402  (the distribution's version: one place)

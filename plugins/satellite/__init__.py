@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gigapatch import __version__ as __version__  # the distribution's version: one place
+
 from .domain import gigapatch_domains  # noqa: F401
 from .masks import (
     SatelliteSettings,
@@ -32,8 +34,6 @@ from .reader import (  # noqa: F401
     gigapatch_open_image,
     gigapatch_readers,
 )
-
-from gigapatch import __version__  # noqa: E402  (the distribution's version: one place)
 
 #: georeferencing helpers, imported on first use (a run that tiles a slide never needs them)
 _GEO = ("patch_bounds", "patch_corners", "patch_polygons", "to_geojson", "write_geojson")
