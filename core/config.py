@@ -71,7 +71,9 @@ class PatchConfig(_Strict):
 class ScoreConfig(_Strict):
     """Per-patch scoring and selection."""
 
-    keep: str | None = Field(None, description="expression, e.g. 'foreground > 0.5 and pen < 0.05'")
+    keep: str | None = Field(
+        None, description="expression over score columns, e.g. 'foreground > 0.5 and sharpness > 40'"
+    )
     top_n: int | None = Field(None, ge=1, description="keep only the N best by rank_by")
     rank_by: str = "foreground"
     sharpness: bool = Field(

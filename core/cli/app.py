@@ -70,9 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         # usage errors (unknown option, bad value): click's ClickException, which typer >= 0.29
         # bundles as its own copy, so recognise it by what it offers rather than by its class
-        if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
-            e.show()
-            sys.exit(e.exit_code)
+        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         if isinstance(e, typer.Abort) or type(e).__name__ == "Abort":
             sys.exit(1)
         if os.environ.get("GIGAPATCH_DEBUG"):

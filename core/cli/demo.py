@@ -12,7 +12,7 @@ from gigapatch.cli.app import app, rich_console, setup_logging
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("gigapatch-demo"),
     domain: Annotated[str | None, typer.Option(
-        help="whose demo (default: the installation's default demo, pathology's)")] = None,
+        help="whose demo (default: the installation's default demo)")] = None,
     size: Annotated[int | None, typer.Option(help="side of the generated image in px")] = None,
     seed: Annotated[int, typer.Option(help="random seed of the generated image")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,

@@ -26,8 +26,9 @@ def info(
             t = Table(title=f"{path}", title_justify="left")
             for col in ("level", "width", "height", "downsample", "mpp"):
                 t.add_column(col, justify="right")
-            for i, ((w, h), d) in enumerate(zip(img.level_dimensions, img.level_downsamples)):
-                t.add_row(str(i), str(w), str(h), f"{d:.3f}", f"{img.mpp * d:.4f}" if img.mpp else "-")
+            for i, ((lw, lh), d) in enumerate(zip(img.level_dimensions, img.level_downsamples)):
+                t.add_row(str(i), str(lw), str(lh), f"{d:.3f}",
+                          f"{img.mpp * d:.4f}" if img.mpp else "-")
             out.print(t)
             out.print(
                 f"reader: {img.reader_name}  vendor: {img.vendor or '-'}  "

@@ -109,8 +109,8 @@ def mpp_sources(image: Image) -> dict[str, float]:
         own = image.mpp
     except Exception:  # a broken reader property just means "no value"
         own = None
-    if _num(own) is not None:
-        out.setdefault("reader", float(own))
+    if (own_mpp := _num(own)) is not None:
+        out.setdefault("reader", own_mpp)
     for key in ("openslide.mpp-x", "openslide.mpp-y", "aperio.MPP"):
         f = _num(props.get(key))
         if f is not None:

@@ -192,8 +192,9 @@ class TiffImage(Image):
         import tifffile
 
         self._fd: int | None = None
+        file = Path(path)
         try:
-            with tifffile.TiffFile(self.path) as tf:
+            with tifffile.TiffFile(file) as tf:
                 pages, problem = pyramid_pages(tf)
                 if problem:
                     raise ImageError(self.path, problem)
@@ -204,8 +205,8 @@ class TiffImage(Image):
             raise
         except Exception as e:
             raise ImageError(self.path, f"not a readable TIFF ({short_message(e)})") from e
-        size = self.path.stat().st_size
-        problem = _ifd_chain_problem(self.path, size)
+        size = file.stat().st_size
+        problem = _ifd_chain_problem(file, size)
         end = max(int((lv.offsets + lv.counts).max(initial=0)) for lv in self._levels)
         if problem is None and end > size:
             problem = f"its tiles run to byte {end}"
@@ -213,7 +214,7 @@ class TiffImage(Image):
             raise ImageError(self.path, f"truncated or corrupt file ({size} bytes): {problem}")
         w0, h0 = self._levels[0].width, self._levels[0].height
         self._downsamples = tuple((w0 / lv.width + h0 / lv.height) / 2 for lv in self._levels)
-        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self._fd = os.open(file, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         self._io_lock = threading.Lock()
         self.cache = TileCache(cache_bytes)
         self._store_tiles = True
@@ -378,7 +379,7 @@ class TiffImage(Image):
         lv = self._levels[level]
         index = ty * lv.ntx + tx
         indices = [index + s * lv.nseg for s in range(lv.samples)] if lv.separate else [index]
-        planes = []
+        planes: list[np.ndarray] | None = []
         for i in indices:
             data = self._segment(lv, i)
             if data is None:
@@ -389,6 +390,7 @@ class TiffImage(Image):
             except Exception as e:
                 raise ImageError(self.path, f"cannot decode tile ({tx}, {ty}) of level {level} "
                                  f"({short_message(e)}); is the file truncated or corrupt?") from e
+            assert planes is not None
             planes.append(arr[0])
         if planes is None:
             tile = np.full((lv.th, lv.tw, 3), 255, np.uint8)

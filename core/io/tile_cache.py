@@ -42,6 +42,7 @@ class TileCache:
                 owner = event is None
                 if owner:
                     event = self._inflight[key] = threading.Event()
+            assert event is not None
             if not owner:
                 event.wait()
                 continue

@@ -35,9 +35,12 @@ def _passthrough(image: Image, geometry: PatchGeometry) -> Callable[[int, int], 
     level, size = geometry.level, geometry.size
     if geometry.read_size != size or geometry.resize_factor != 1:
         return None
-    if not (hasattr(image, "raw_tile") and hasattr(image, "tile_is_jpeg")):
+    tile_is_jpeg = getattr(image, "tile_is_jpeg", None)
+    tile_shape = getattr(image, "tile_shape", None)
+    raw_tile = getattr(image, "raw_tile", None)
+    if tile_is_jpeg is None or tile_shape is None or raw_tile is None:
         return None
-    if not image.tile_is_jpeg(level) or image.tile_shape(level) != (size, size):
+    if not tile_is_jpeg(level) or tile_shape(level) != (size, size):
         return None
     lw, lh = image.level_dimensions[level]
     ds = image.level_downsamples[level]
@@ -46,7 +49,7 @@ def _passthrough(image: Image, geometry: PatchGeometry) -> Callable[[int, int], 
         lx, ly = math.floor(x / ds), math.floor(y / ds)
         if lx % size or ly % size or lx < 0 or ly < 0 or lx + size > lw or ly + size > lh:
             return None
-        return image.raw_tile(level, lx // size, ly // size)
+        return raw_tile(level, lx // size, ly // size)
 
     return raw
 

@@ -205,9 +205,8 @@ def mask_fraction(
             size = int(size_level0)
             sums = box_sums(table, x0, y0, x0 + size, y0 + size).astype(np.float64)
         else:
-            x0 = cc[:, 0] / ds
-            y0 = cc[:, 1] / ds
-            sums = box_sums(table, x0, y0, x0 + side, y0 + side)
+            fx, fy = cc[:, 0] / ds, cc[:, 1] / ds
+            sums = box_sums(table, fx, fy, fx + side, fy + side)
         out[s : s + chunk] = np.clip(sums / (side * side), 0.0, 1.0)
     return out
 

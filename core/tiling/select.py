@@ -73,6 +73,7 @@ def _eval(node: ast.AST, cols: dict[str, np.ndarray], n: int) -> np.ndarray:
     if isinstance(node, ast.Expression):
         return _eval(node.body, cols, n)
     if isinstance(node, ast.Constant):
+        assert isinstance(node.value, (int, float))  # checked by _check_expression
         return np.full(n, float(node.value))
     if isinstance(node, ast.Name):
         return np.asarray(cols[node.id], dtype=np.float64)

@@ -499,7 +499,7 @@ def synthetic_slide(
     """
     import cv2
 
-    from gigapatch.io.image import ArrayImage
+    from gigapatch import ArrayImage
 
     w, h = int(size[0]), int(size[1])
     if w < 512 or h < 512:
@@ -535,7 +535,7 @@ def synthetic_slide(
     truth["seed"] = seed
     if path is None:
         return ArrayImage(out, mpp=mpp, path=f"synthetic-{seed}"), truth
-    from gigapatch.io.tiff_write import write_pyramidal_tiff
+    from gigapatch import write_pyramidal_tiff
 
     return write_pyramidal_tiff(path, out, downsamples=(4, 16, 64), mpp=mpp), truth
 
@@ -565,8 +565,7 @@ def truth_metrics(
     tissue fraction of the ideal cells: on a slide with much tissue border, it can fall below
     a ``tissue_fraction`` target that full coverage then cannot meet).
     """
-    from gigapatch.tiling.integral import mask_fraction
-    from gigapatch.tiling.place import axis_positions
+    from gigapatch import axis_positions, mask_fraction
 
     ds = float(truth["downsample"])
     size = int(size_level0)
