@@ -6,7 +6,8 @@ only the arguments it uses (pluggy passes those). Hooks that work on one image g
 :class:`~gigapatch.ImageContext` as ``context``: ``context.domain`` is the active domain, so a
 plugin declines work that is not its own by returning None. The built-in defaults
 (:mod:`gigapatch.plugin.builtin`) are registered like any other plugin, each ``trylast`` so a
-domain plugin always gets the first word.
+domain plugin always gets the first word. A hook marked ``firstresult`` stops at the first
+non-None answer; every other hook collects the answers of all plugins (None answers dropped).
 
 Hooks in the order a run calls them:
 
@@ -52,11 +53,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def gigapatch_domains() -> list[dict[str, Any]] | None:
     """Declare the domains this plugin provides.
 
-    Called when domains are listed or a config is resolved. Return a list of dicts with keys
-    ``name`` (str), ``description`` (str), ``config`` (a path to the domain's default YAML config,
-    a dict of defaults, or None) and optionally ``region_class`` (the GeoJSON class name of a
-    foreground region, e.g. ``"Tissue"``; default ``"Foreground"``). Return None if the plugin adds
-    no domain.
+    Called when domains are listed or a config is resolved (``--domain NAME`` must be a declared
+    name). Return a list of dicts with keys ``name`` (str), ``description`` (str) and ``config``
+    (a path to the domain's default YAML config, a dict of defaults shaped like a config file,
+    or None): the defaults go beneath the user's ``--config`` file and flags. An optional
+    ``region_class`` (a GeoJSON class name such as ``"Tissue"``) is recorded with the domain but
+    not read by the core yet (the GeoJSON export names a region by its ``classification``
+    property, else ``"Tissue"``). Return None if the plugin adds no domain.
     """
 
 
@@ -110,6 +113,8 @@ def gigapatch_foreground_mask(rgb: np.ndarray, context: ImageContext) -> np.ndar
     the open image, for readers that know more than RGB: nodata, extra bands). Return a bool
     (h, w) array, True where there is foreground (tissue, metal, land). Return None when this
     plugin does not handle ``context.domain``: the built-in Otsu-on-saturation mask then applies.
+    Not called when ``mask.method`` is ``"otsu"`` (the built-in mask, whatever the domain) or
+    ``mask.model_weights`` is set (``gigapatch_learned_mask`` instead).
     """
 
 
@@ -117,10 +122,12 @@ def gigapatch_foreground_mask(rgb: np.ndarray, context: ImageContext) -> np.ndar
 def gigapatch_exclusion_masks(rgb: np.ndarray, context: ImageContext) -> dict[str, np.ndarray] | None:
     """Name the artefacts that must not count as foreground (marker ink, clouds, nodata...).
 
-    Called once per image, after the foreground mask, with the same ``rgb``. Return a dict
-    mapping a score name (e.g. ``"pen"``) to a bool (h, w) mask, or None. Every plugin's dicts
-    are merged; each mask is removed from the foreground (before and after refinement) and its
-    per-patch fraction becomes a score column of that name.
+    Called once per image, after the foreground mask (whichever hook or method made it), with
+    the same ``rgb``. Return a dict mapping a score name (e.g. ``"pen"``) to a bool (h, w) mask,
+    or None. Every plugin's dicts are merged (masks of the same name OR-ed); each mask is removed
+    from the foreground (before and after refinement), kept in ``context.exclusions``, and its
+    per-patch fraction becomes a score column of that name (a scorer may replace the column
+    later, e.g. with a value measured on the pixels).
     """
 
 
@@ -139,10 +146,11 @@ def gigapatch_segment(mask: np.ndarray, context: ImageContext) -> list[Region] |
 def gigapatch_reads_pixels(context: ImageContext) -> bool | None:
     """Say whether this plugin's ``gigapatch_score_pixels`` scores this image's candidates.
 
-    Called once per image after placement, before any candidate is read. Return True when it
-    will (e.g. your domain is active and your pixel score is switched on). Candidates are read
-    at full resolution only when some plugin returns True, so a run that needs no pixel score
-    reads none. Return None (or False) otherwise.
+    Called once per image after placement, before any candidate is read; every plugin is asked.
+    Return True when it will (e.g. your domain is active and your pixel score is switched on).
+    Candidates are read at full resolution only when some plugin returns True, so a run that
+    needs no pixel score reads none (the built-in plugin says True for ``score.sharpness``).
+    Return None (or False) otherwise.
     """
 
 
@@ -153,12 +161,14 @@ def gigapatch_score_pixels(
     """Score a batch of candidate patches from their full-resolution pixels.
 
     Called on batches of ``patches`` (B, size, size, 3) uint8 at the output geometry, with
-    ``coords`` their (B, 2) int64 level-0 top-left x, y, when some plugin's
-    ``gigapatch_reads_pixels`` said True. Candidates are read once, through the fast reader,
-    and every plugin's scorer sees the same batch. Return a dict of (B,) or (B, ...) arrays:
-    1-D arrays become score columns; all are in ``context.pixels`` (candidate order) when
-    ``gigapatch_score_patches`` runs (e.g. per-block statistics turned into an image-relative
-    score there). Return None to add nothing (e.g. not your domain).
+    ``coords`` their (B, 2) int64 level-0 top-left x, y, when *some* plugin's
+    ``gigapatch_reads_pixels`` said True, so it is also called when yours did not: check
+    ``context.domain`` (and your switch) and return None. The candidates are those of
+    ``gigapatch_score_patches`` (the foreground filter); they are read once and every plugin's
+    scorer sees the same batch. Return a dict of (B,) or (B, ...) arrays: 1-D arrays become
+    score columns (NaN for the patches that were not candidates); all are in
+    ``context.pixels`` (candidate order) when ``gigapatch_score_patches`` runs (e.g. per-block
+    statistics turned into an image-relative score there). Return None to add nothing.
     """
 
 
@@ -173,7 +183,8 @@ def gigapatch_score_patches(coords: np.ndarray, context: ImageContext) -> dict[s
     the PatchSet's score table. A column that already exists (e.g. ``foreground`` measured on
     the pixels) replaces the candidates' values; the mask's estimate is then kept as
     ``mask_foreground``, and selection allows ``score.foreground_tolerance`` below the bar for
-    those candidates. Return None to add nothing.
+    those candidates. A new column is NaN for the patches that were not candidates. Return None
+    to add nothing.
     """
 
 
@@ -181,11 +192,14 @@ def gigapatch_score_patches(coords: np.ndarray, context: ImageContext) -> dict[s
 def gigapatch_reject_patches(scores: dict[str, np.ndarray], context: ImageContext) -> dict[str, np.ndarray] | None:
     """The plugin's own rejection rules.
 
-    Called once per image with every score column (name -> (N,) array over all candidates),
-    after the foreground rule. Return a dict mapping a rejection reason (e.g. ``"pen"``) to an
-    (N,) bool array, True where a patch must go for that reason; each patch records the first
-    reason it failed, in the order the rules arrive (the foreground rule first; the core's
-    ``sharpness``, ``keep`` and ``top_n`` rules last). Return None to reject nothing.
+    Called once per image, after every scorer, with every score column (name -> (N,) array
+    over all N placed patches; NaN where a column was not measured, e.g. below the foreground
+    filter). Return a dict mapping a rejection reason (e.g. ``"pen"``) to an (N,) bool array,
+    True where a patch must go for that reason (the same reason from two plugins is OR-ed).
+    Each patch records the first reason it failed, in the order: the foreground rule, the
+    plugins' reasons as they arrive, then the core's ``sharpness`` (``score.min_sharpness``),
+    ``keep`` and ``top_n`` rules. The reason is the ``reason`` column of the table and
+    ``rejected/reason`` in the h5. Return None to reject nothing.
     """
 
 
@@ -194,7 +208,8 @@ def gigapatch_train(config: dict[str, Any], data: Path, out: Path, domain: str |
     """Train a model on the labelled images in ``data``.
 
     Called by ``gigapatch train`` with the training config as a plain dict (the file's keys with
-    the flags applied; validate it with :func:`gigapatch.training.validate_train_config`).
+    the flags applied; validate it with :func:`gigapatch.training.validate_train_config`) and
+    ``domain`` from ``--domain`` or the config's ``domain:`` (None when neither gives one).
     Return a summary dict (best metric, checkpoint paths), or None when this plugin does not
     train for ``domain``: the built-in generic trainer (a ``labels.csv`` of ``image_id, label``
     beside an ``images/`` folder) then runs.

@@ -2,13 +2,17 @@
 
 The built-in defaults (:mod:`gigapatch.plugin.builtin`) are one of those entry points, like the
 domain plugins: the core never imports a plugin, it only asks pluggy. At start-up every
-registered implementation is checked against the specifications (:meth:`check_pending`), so a
-misspelt hook name is an error, not a silently ignored function.
+registered implementation is checked against the specifications in
+:mod:`gigapatch.plugin.hookspecs` (pluggy's ``check_pending``), so a misspelt hook name, or an
+argument a specification does not have, is a one-line :class:`~gigapatch.ConfigError` naming the
+plugin, not a silently ignored function or a traceback.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
+import re
 from functools import lru_cache
 from importlib.metadata import version as dist_version
 from typing import Any
@@ -20,31 +24,63 @@ from gigapatch.plugin import hookspecs
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "gigapatch"
+#: every hook a plugin may implement (the names of :mod:`gigapatch.plugin.hookspecs`)
+HOOK_NAMES = tuple(sorted(n for n in vars(hookspecs) if n.startswith("gigapatch_")))
 
 
 def new_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     """A fresh manager with gigapatch's hook specifications (and its entry points loaded).
 
+    Parameters
+    ----------
+    load_entrypoints : load and check every plugin of the entry-point group ``gigapatch``
+        (False: specifications only, for tests that register plugins themselves and then call
+        :func:`check_plugins`).
+
     Raises
     ------
     ConfigError
-        when a registered plugin implements a hook that no specification names (a typo).
+        when a registered plugin implements a hook that no specification names (a typo), or
+        names an argument its hook's specification does not have (one line naming the plugin).
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     if load_entrypoints:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except pluggy.PluginValidationError as e:
+            raise ConfigError(plugin_error(pm, e)) from None
         check_plugins(pm)
     return pm
 
 
 def check_plugins(pm: pluggy.PluginManager) -> None:
-    """:meth:`pluggy.PluginManager.check_pending` as one :class:`ConfigError` line naming the
-    plugin and the hook it misspelt."""
+    """:meth:`pluggy.PluginManager.check_pending`: every registered ``@hookimpl`` must name a
+    hook of :mod:`gigapatch.plugin.hookspecs`.
+
+    Raises
+    ------
+    ConfigError
+        one line naming the plugin and the unknown hook (with the closest hook name, if any).
+    """
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
-        raise ConfigError(f"plugin {e.plugin!r}: {e}") from None
+        raise ConfigError(plugin_error(pm, e)) from None
+
+
+def plugin_error(pm: pluggy.PluginManager, error: pluggy.PluginValidationError) -> str:
+    """pluggy's (multi-line) validation error as one line: ``plugin 'NAME': problem``."""
+    plugin = error.plugin
+    name = pm.get_name(plugin) or getattr(plugin, "__name__", None) or repr(plugin)
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    unknown = re.match(r"unknown hook '(\w+)'", lines[0]) if lines else None
+    if unknown is not None:
+        hook = unknown.group(1)
+        close = difflib.get_close_matches(hook, HOOK_NAMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"plugin {name!r}: unknown hook {hook!r}{hint}"
+    return f"plugin {name!r}: " + "; ".join(lines)
 
 
 @lru_cache(maxsize=1)
@@ -83,11 +119,20 @@ def list_domains() -> dict[str, dict[str, Any]]:
     return domains
 
 
-
-
-
 def image_domain(image: Any) -> str:
-    """The domain an image is tiled with when the run names none: the first plugin that claims
-    it (``gigapatch_image_domain``), else ``"generic"``."""
+    """The domain an image is tiled with when the run names none (no ``--domain``, no
+    ``domain:`` in the config file): the first plugin whose ``gigapatch_image_domain`` claims it,
+    else ``"generic"`` (the one domain the core itself names)."""
     return get_plugin_manager().hook.gigapatch_image_domain(image=image) or "generic"
-__all__ = ["check_plugins", "get_plugin_manager", "image_domain", "list_domains", "list_plugins", "new_plugin_manager"]
+
+
+__all__ = [
+    "HOOK_NAMES",
+    "check_plugins",
+    "get_plugin_manager",
+    "image_domain",
+    "list_domains",
+    "list_plugins",
+    "new_plugin_manager",
+    "plugin_error",
+]
