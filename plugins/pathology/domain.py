@@ -25,6 +25,12 @@ def gigapatch_domains() -> list[dict[str, Any]]:
 WSI_SUFFIXES = frozenset({
     ".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".czi", ".svslide", ".isyntax",
 })
+#: vendors that only slide scanners are (OpenSlide's names; the core's TIFF reader says
+#: ``aperio``); a plain PNG/JPEG/TIFF (``png``, ``tiff``, ``generic-tiff``...) is none of them
+SCANNER_VENDORS = frozenset({
+    "aperio", "hamamatsu", "leica", "mirax", "philips", "sakura", "trestle", "ventana", "zeiss",
+    "dicom",
+})
 #: coarser than this (microns per pixel) is no microscope
 MAX_MICROSCOPE_MPP = 10.0
 
@@ -33,7 +39,7 @@ MAX_MICROSCOPE_MPP = 10.0
 def gigapatch_image_domain(image: Any) -> str | None:
     """A whole-slide image: a scanner's file format or vendor, or a microscope's resolution."""
     suffix = Path(str(image.path)).suffix.lower() if image.path else ""
-    if suffix in WSI_SUFFIXES or (image.vendor or "") not in ("", "generic-tiff"):
+    if suffix in WSI_SUFFIXES or (image.vendor or "").lower() in SCANNER_VENDORS:
         return "pathology"
     mpp = image.mpp
     return "pathology" if mpp is not None and 0 < mpp < MAX_MICROSCOPE_MPP else None
