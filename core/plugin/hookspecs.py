@@ -67,9 +67,10 @@ def gigapatch_domains() -> list[dict[str, Any]] | None:
 def gigapatch_readers() -> dict[str, Any] | None:
     """Name the readers this plugin provides, so ``open_image(path, reader=NAME)`` can force one.
 
-    Called when a reader is asked for by name (``--reader``, ``open_image(reader=...)``). Return a
-    dict mapping a reader name (e.g. ``"openslide"``) to a callable ``opener(path) -> Image``, or
-    None. The core's own ``"tifffile"`` and ``"plain"`` readers are always there.
+    Called when a reader is asked for by name (``open_image(path, reader=NAME)``) or the readers
+    are listed (``available_readers()``). Return a dict mapping a reader name (e.g.
+    ``"openslide"``) to a callable ``opener(path) -> Image``, or None. The core's own
+    ``"tifffile"`` and ``"plain"`` readers are always there (and win a name clash).
     """
 
 

@@ -10,7 +10,6 @@ plugin, not a silently ignored function or a traceback.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 from functools import lru_cache
@@ -40,8 +39,9 @@ def new_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
     Raises
     ------
     ConfigError
-        when a registered plugin implements a hook that no specification names (a typo), or
-        names an argument its hook's specification does not have (one line naming the plugin).
+        when a registered plugin implements a hook that no specification names (a typo), names
+        an argument its hook's specification does not have (one line naming the plugin), or
+        cannot be imported at all.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -50,6 +50,9 @@ def new_plugin_manager(load_entrypoints: bool = True) -> pluggy.PluginManager:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         except pluggy.PluginValidationError as e:
             raise ConfigError(plugin_error(pm, e)) from None
+        except Exception as e:  # a plugin that does not import: one line, not a traceback
+            raise ConfigError(f"a plugin of the entry-point group {ENTRY_POINT_GROUP!r} cannot "
+                              f"be loaded: {type(e).__name__}: {e}") from e
         check_plugins(pm)
     return pm
 
@@ -71,6 +74,9 @@ def check_plugins(pm: pluggy.PluginManager) -> None:
 
 def plugin_error(pm: pluggy.PluginManager, error: pluggy.PluginValidationError) -> str:
     """pluggy's (multi-line) validation error as one line: ``plugin 'NAME': problem``."""
+    import difflib
+    import inspect
+
     plugin = error.plugin
     name = pm.get_name(plugin) or getattr(plugin, "__name__", None) or repr(plugin)
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -80,7 +86,16 @@ def plugin_error(pm: pluggy.PluginManager, error: pluggy.PluginValidationError) 
         close = difflib.get_close_matches(hook, HOOK_NAMES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"plugin {name!r}: unknown hook {hook!r}{hint}"
-    return f"plugin {name!r}: " + "; ".join(lines)
+    text = " ".join(lines)
+    defined = re.search(r"hookimpl definition: (\w+\(.*?\))", text)
+    extra = re.search(r"Argument\(s\) \{(.*?)\} are declared", text)
+    if defined is not None and extra is not None:
+        hook = defined.group(1).split("(")[0]
+        spec = getattr(hookspecs, hook, None)
+        takes = ", ".join(inspect.signature(spec).parameters) if spec is not None else "?"
+        return (f"plugin {name!r}: {defined.group(1)} names argument(s) {extra.group(1)} that "
+                f"the hook does not have (it takes {takes})")
+    return f"plugin {name!r}: " + re.sub(rf"^Plugin {re.escape(repr(name))} ", "", "; ".join(lines))
 
 
 @lru_cache(maxsize=1)
