@@ -10,7 +10,7 @@ same 256 px input:
 - **resize** (``configs/synthetic-resize.yaml``): the whole slide at its smallest level -> 256 px.
 
 Each arm trains on the training cohort (fold 0 of 4 held out to pick the best epoch by QWK) and
-grades a separate held-out cohort with :func:`gigapatch.training.predict.predict`. The target is
+grades a separate held-out cohort with :func:`gigapatch.training.predict`. The target is
 a held-out QWK for mosaic at least 0.2 above resize.
 
     python benchmarks/controlled_experiment.py                 # ~5-10 min on 2 CPU cores
@@ -32,15 +32,17 @@ REPO = Path(__file__).resolve().parents[1]
 def run_arm(arm: str, args: argparse.Namespace, train_dir: Path, test_dir: Path, test_samples: list) -> dict:
     import numpy as np
 
-    from gigapatch.training.config import load_train_config
-    from gigapatch.training.predict import predict
-    from gigapatch.training.trainer import quadratic_kappa, train
+    from gigapatch.training import predict, read_train_config, train, validate_train_config
+    from gigapatch.training.trainer import quadratic_kappa
+    from gigapatch_pathology.panda import with_panda_defaults
 
     overrides = {
         "epochs": args.epochs, "model": args.model, "seed": args.seed, "workers": args.workers,
         "batch_size": args.batch_size, "device": args.device,
     }
-    cfg = load_train_config(REPO / "configs" / f"synthetic-{arm}.yaml", overrides)
+    file = REPO / "configs" / f"synthetic-{arm}.yaml"
+    # the cohort is in PANDA layout: the pathology defaults beneath the file's keys
+    cfg = validate_train_config(with_panda_defaults(read_train_config(file, overrides)), str(file))
     out = args.workdir / f"run-{arm}-seed{args.seed}"
     t0 = time.perf_counter()
     summary = train(cfg, train_dir, out)

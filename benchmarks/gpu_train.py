@@ -76,8 +76,8 @@ def model_throughput(name: str, px: int, batch: int, steps: int, device, amp: st
 def loader_throughput(data: Path, cfg, passes: int) -> dict:
     from torch.utils.data import DataLoader
 
+    from gigapatch.training import load_samples
     from gigapatch.training.datasets import build_items, make_dataset
-    from gigapatch.training.samples import load_samples
 
     items = build_items(load_samples(data, cfg.data), cfg, cache=data / "tiles-cache")
     ds = make_dataset(items, cfg, train=True)
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from gigapatch.training.config import TrainConfig
+    from gigapatch.training import validate_train_config
     from gigapatch_pathology.cohort import CohortSpec, write_cohort
+    from gigapatch_pathology.panda import with_panda_defaults
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
@@ -137,17 +138,18 @@ def main(argv: list[str] | None = None) -> dict:
     if not {"loader", "e2e"} <= skip:
         n = 12 if s else args.n_images
         write_cohort(data, n, seed=0, spec=CohortSpec(size=slide_px))
-    cfg = TrainConfig(
-        arm="mosaic", model=mosaic_model, epochs=1, batch_size=2 if s else args.mosaic_batch,
-        workers=0 if s else args.workers, folds=2 if s else 4, fold=[0], amp=args.amp,
-        mosaic={"n_tiles": n_tiles, "tile_size": tile, "level": 0, "group": "random",
-                "min_foreground": 0.5},
-    )
+    cfg = validate_train_config(with_panda_defaults({  # the cohort is in PANDA layout
+        "arm": "mosaic", "model": mosaic_model, "epochs": 1,
+        "batch_size": 2 if s else args.mosaic_batch, "workers": 0 if s else args.workers,
+        "folds": 2 if s else 4, "fold": [0], "amp": args.amp,
+        "mosaic": {"n_tiles": n_tiles, "tile_size": tile, "level": 0, "group": "random",
+                   "min_foreground": 0.5},
+    }))
     if "loader" not in skip:
         result["loader"] = loader_throughput(data, cfg, 1 if s else 2)
         print("loader:", result["loader"], flush=True)
     if "e2e" not in skip:
-        from gigapatch.training.trainer import train
+        from gigapatch.training import train
 
         t = time.perf_counter()
         summary = train(cfg, data, args.workdir / "run")

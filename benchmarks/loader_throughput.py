@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from gigapatch.training.config import TrainConfig
+    from gigapatch.training import load_samples, validate_train_config
     from gigapatch.training.datasets import build_items, make_dataset
-    from gigapatch.training.samples import load_samples
     from gigapatch_pathology.cohort import CohortSpec, write_cohort
+    from gigapatch_pathology.panda import with_panda_defaults
 
     data = args.data
     if data is None:
@@ -50,12 +50,12 @@ def main(argv: list[str] | None = None) -> dict:
         t = time.perf_counter()
         write_cohort(data, args.n_images, seed=0, spec=CohortSpec(size=args.size))
         print(f"cohort: {args.n_images} slides of {args.size} px in {data} ({time.perf_counter() - t:.1f} s)")
-    cfg = TrainConfig(
-        arm="mosaic", workers=args.workers, batch_size=args.batch_size,
-        mosaic={"n_tiles": args.n_tiles, "tile_size": args.tile_size, "level": args.level,
-                "group": "random", "max_open": args.max_open},
-        data={"limit": args.limit},
-    )
+    cfg = validate_train_config(with_panda_defaults({  # PANDA layout (the cohort's too)
+        "arm": "mosaic", "workers": args.workers, "batch_size": args.batch_size,
+        "mosaic": {"n_tiles": args.n_tiles, "tile_size": args.tile_size, "level": args.level,
+                   "group": "random", "max_open": args.max_open},
+        "data": {"limit": args.limit},
+    }))
     samples = load_samples(data, cfg.data)
     t = time.perf_counter()
     items = build_items(samples, cfg, cache=args.workdir / "tiles" / data.name)

@@ -153,7 +153,8 @@ def test_read_tiles_from_level0_coords() -> None:
 def test_stitch_imports_without_torch() -> None:
     code = (
         "import sys, gigapatch, gigapatch.training.stitch, gigapatch.training, gigapatch.cli.train;"
-        "gigapatch.make_mosaic;"
+        "import gigapatch_pathology.training, gigapatch_pathology.panda;"  # the domain's hook
+        "gigapatch.make_mosaic; gigapatch.training.TrainConfig;"
         "assert 'torch' not in sys.modules, 'torch imported';"
         "assert 'timm' not in sys.modules and 'sklearn' not in sys.modules"
     )

@@ -1,5 +1,6 @@
-"""Training: ordinal heads, models, config validation, datasets, and train/predict/resume end to end
-on a tiny synthetic cohort (CPU, a few seconds per run)."""
+"""Training: ordinal heads, models, config validation, label tables (generic and PANDA), datasets,
+the domain's training hook, and train/predict/resume end to end on tiny synthetic cohorts (CPU, a
+few seconds per run)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ pytest.importorskip("sklearn")
 
 import gigapatch  # noqa: E402
 from gigapatch import ArrayImage, ConfigError, ImageError, PatchSet  # noqa: E402
+from gigapatch.training import DataConfig, load_samples  # noqa: E402
 from gigapatch.training.config import load_train_config, validate_train_config  # noqa: E402
 from gigapatch.training.datasets import (  # noqa: E402
     MosaicDataset,
@@ -30,13 +32,13 @@ from gigapatch.training.models import (  # noqa: E402
     ordinal_encode,
     ordinal_probs,
 )
-from gigapatch.training.samples import isup_from_gleason, load_samples  # noqa: E402
 from gigapatch.training.trainer import (  # noqa: E402
     fold_assignment,
     load_checkpoint,
     quadratic_kappa,
 )
 from gigapatch_pathology.cohort import CohortSpec, synthetic_slide, write_cohort  # noqa: E402
+from gigapatch_pathology.panda import PANDA_DATA, isup_from_gleason, with_panda_defaults  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MEAN = np.array([0.485, 0.456, 0.406])
@@ -125,8 +127,12 @@ def test_shipped_configs_validate() -> None:
     # one flag switches the arm; flags override the file
     other = load_train_config(REPO / "configs" / "panda-mosaic.yaml", {"arm": "resize", "epochs": 1})
     assert other.arm == "resize" and other.input_size == 256 and other.epochs == 1
+    assert (mosaic.domain, mosaic.num_classes, mosaic.data.csv, mosaic.data.suffix) == (
+        "pathology", 6, "train.csv", ".tiff",
+    )
     for name in ("synthetic-mosaic.yaml", "synthetic-resize.yaml"):
-        assert load_train_config(REPO / "configs" / name).model == "resnet18"
+        syn = load_train_config(REPO / "configs" / name)
+        assert (syn.model, syn.domain, syn.num_classes) == ("resnet18", "pathology", 6)
 
 
 @pytest.mark.parametrize(
@@ -146,19 +152,48 @@ def test_bad_config_is_one_line(data: dict, match: str) -> None:
 
 
 # ---------------------------------------------------------------------- data tables
-def test_table_errors(tmp_path: Path) -> None:
+def test_panda_table_errors(tmp_path: Path) -> None:
+    panda = DataConfig(**{**PANDA_DATA, "group_column": None})
     with pytest.raises(ConfigError, match="no train.csv"):
+        load_samples(tmp_path, panda)
+    with pytest.raises(ConfigError, match="no labels.csv"):  # the generic layout by default
         load_samples(tmp_path)
     (tmp_path / "train_images").mkdir()
     (tmp_path / "train.csv").write_text("image_id,isup_grade\na,1\nb,7\n")
     (tmp_path / "train_images" / "a.tiff").write_bytes(b"x")
     with pytest.raises(ImageError, match="b.tiff"):
-        load_samples(tmp_path)
+        load_samples(tmp_path, panda)
     (tmp_path / "train_images" / "b.tiff").write_bytes(b"x")
     with pytest.raises(ConfigError, match="row 3"):
-        load_samples(tmp_path, num_classes=6)
+        load_samples(tmp_path, panda, num_classes=6)
+    with pytest.raises(ConfigError, match="no column 'data_provider'"):
+        load_samples(tmp_path, DataConfig(**PANDA_DATA))
     (tmp_path / "train.csv").write_text("image_id,grade\na,1\n")
     with pytest.raises(ConfigError, match="no column 'isup_grade'"):
+        load_samples(tmp_path, panda)
+
+
+def test_generic_table_any_suffix(tmp_path: Path) -> None:
+    """labels.csv + images/<id>.<any image suffix>; sidecars ignored; ambiguity is an error."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.v2.tiff", "c.jpg", "c.json", "d.ome.tiff", "notes.txt"):
+        (images / name).write_bytes(b"x")
+    (tmp_path / "labels.csv").write_text("image_id,label\na,0\nb.v2,2\nc,1\nd,0\n")
+    samples = load_samples(tmp_path)
+    assert [(s.image_id, s.path.name, s.label) for s in samples] == [
+        ("a", "a.png", 0), ("b.v2", "b.v2.tiff", 2), ("c", "c.jpg", 1), ("d", "d.ome.tiff", 0),
+    ]
+    (images / "a.jpg").write_bytes(b"x")
+    with pytest.raises(ImageError, match=r"ambiguous \(a.jpg, a.png\); set data.suffix") as e:
+        load_samples(tmp_path)
+    assert "labels.csv row 2" in str(e.value)
+    assert load_samples(tmp_path, DataConfig(suffix=".png", limit=1))[0].path.name == "a.png"
+    (tmp_path / "labels.csv").write_text("image_id,label\ne,1\n")
+    with pytest.raises(ImageError, match="labels.csv row 2 not found"):
+        load_samples(tmp_path)
+    (tmp_path / "labels.csv").write_text("image_id,label\nd,-1\n")
+    with pytest.raises(ConfigError, match="row 2: label '-1' is not an integer"):
         load_samples(tmp_path)
 
 
@@ -301,6 +336,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _cfg(coords: Path, **kw) -> dict:
+    """A tiny run on the cohort (PANDA layout: the pathology defaults beneath these keys)."""
     cfg = {
         "arm": "mosaic", "model": "resnet18", "epochs": 2, "batch_size": 4, "workers": 0,
         "folds": 2, "fold": [0], "seed": 1,
@@ -308,7 +344,7 @@ def _cfg(coords: Path, **kw) -> dict:
         "data": {"coords_dir": str(coords)},
     }
     cfg.update(kw)
-    return cfg
+    return with_panda_defaults(cfg)
 
 
 def _metrics(out: Path) -> list[dict]:
@@ -316,14 +352,19 @@ def _metrics(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_train_predict_resume(cohort: tuple[Path, Path], tmp_path: Path) -> None:
+def test_train_predict_resume(
+    cohort: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from gigapatch.training import predict, train
 
     data, coords = cohort
     out = tmp_path / "run"
-    summary = train(_cfg(coords), data, out)
+    with caplog.at_level("INFO", logger="gigapatch"):
+        summary = train(_cfg(coords), data, out)
     rows = _metrics(out)
     assert [int(r["epoch"]) for r in rows] == [0, 1] and {r["fold"] for r in rows} == {"0"}
+    logged = [m for m in caplog.messages if m.startswith("fold 0 epoch ")]  # the same numbers
+    assert [m.split()[3] for m in logged] == ["0", "1"]
     assert list(rows[0]) == ["epoch", "fold", "train_loss", "val_loss", "qwk", "accuracy", "lr", "seconds"]
     assert all(-1 <= float(r["qwk"]) <= 1 for r in rows)
     assert float(rows[0]["lr"]) == pytest.approx(1e-3) and float(rows[1]["lr"]) < 1e-3  # cosine
@@ -427,11 +468,10 @@ def test_items_from_the_tiling_pipeline_and_from_patch_folders(
 ) -> None:
     from gigapatch.training.config import TrainConfig
     from gigapatch.training.datasets import build_items
-    from gigapatch.training.samples import load_samples
 
     data, _ = cohort
     cfg = TrainConfig(mosaic={"n_tiles": 4, "tile_size": 32, "level": 0, "min_foreground": 0.5},
-                      data={"limit": 2}, workers=1)
+                      data={**PANDA_DATA, "limit": 2}, workers=1)
     samples = load_samples(data, cfg.data)
     cache = tmp_path / "tiles"
     items = build_items(samples, cfg, cache)
@@ -458,7 +498,7 @@ def test_items_from_the_tiling_pipeline_and_from_patch_folders(
     PatchSet(s.image_id, np.array([[0, 0], [32, 0], [64, 0]]),
              {"foreground": np.array([0.2, 0.9, 0.5], np.float32)}).write_h5(
         tmp_path / "patches" / f"{s.image_id}.h5")
-    cfg2 = TrainConfig(mosaic={"n_tiles": 4, "tile_size": 32}, data={"limit": 1,
+    cfg2 = TrainConfig(mosaic={"n_tiles": 4, "tile_size": 32}, data={**PANDA_DATA, "limit": 1,
                        "patches_dir": str(tmp_path / "patches")})
     it = build_items(samples[:1], cfg2)[0]
     ds = MosaicDataset([it], n_tiles=4, tile_size=32)
@@ -469,3 +509,91 @@ def test_items_from_the_tiling_pipeline_and_from_patch_folders(
 def test_too_few_images_for_the_folds() -> None:
     with pytest.raises(ConfigError, match="cannot be split into 4 stratified folds"):
         fold_assignment(np.arange(6), 4, seed=0)
+
+
+# ---------------------------------------------------------------------- generic layout, domain hook
+@pytest.fixture(scope="module")
+def labelled_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """labels.csv + images/ of 9 small images, 3 classes (a colour each), mixed suffixes."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("labelled")
+    (root / "images").mkdir()
+    colours = [(200, 60, 60), (60, 200, 60), (60, 60, 200)]
+    rng = np.random.default_rng(0)
+    rows = ["image_id,label"]
+    for i in range(9):
+        label = i % 3
+        rgb = np.clip(np.array(colours[label]) + rng.integers(-20, 20, (96, 96, 3)), 0, 255)
+        rgb = rgb.astype(np.uint8)
+        suffix = (".png", ".jpg", ".tiff")[i // 3]
+        if suffix == ".tiff":
+            gigapatch.write_pyramidal_tiff(root / "images" / f"img{i}.tiff", rgb, downsamples=(2,),
+                                           tile=32)
+        else:
+            cv2.imwrite(str(root / "images" / f"img{i}{suffix}"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        rows.append(f"img{i},{label}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_generic_training_infers_the_classes(labelled_folder: Path, tmp_path: Path) -> None:
+    """``gigapatch train`` without a domain: labels.csv + images/ of any suffix, C from the labels."""
+    from gigapatch.cli.app import main
+
+    out = tmp_path / "generic"
+    main(["train", "--data", str(labelled_folder), "--out", str(out), "--arm", "resize",
+          "--model", "resnet18", "--epochs", "1", "--batch-size", "3", "--folds", "3", "--fold", "0",
+          "--workers", "0", "--quiet"])
+    folds = list(csv.DictReader(open(out / "folds.csv")))
+    assert len(folds) == 9 and {r["label"] for r in folds} == {"0", "1", "2"}
+    ck = load_checkpoint(out / "fold0" / "best.pt")
+    assert ck["config"]["num_classes"] == 3 and ck["config"]["domain"] is None
+    assert ck["data_config"]["num_classes"] == 3 and ck["data_config"]["label_names"] == ["0", "1", "2"]
+    assert ck["model"]["fc.weight"].shape[0] == 3
+    main(["predict", "--checkpoint", str(out / "fold0" / "best.pt"), str(labelled_folder / "images"),
+          "--out", str(tmp_path / "p"), "--quiet"])
+    pred = list(csv.DictReader(open(tmp_path / "p" / "predictions.csv")))
+    assert sorted(r["image_id"] for r in pred) == [f"img{i}" for i in range(9)]
+    assert [k for k in pred[0] if k.startswith("prob_")] == ["prob_0", "prob_1", "prob_2"]
+    # label_names give the classes when num_classes is left out; one class is an error
+    assert validate_train_config({"data": {"label_names": ["r", "g", "b"]}}).num_classes == 3
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "images").symlink_to(labelled_folder / "images")
+    (tmp_path / "one" / "labels.csv").write_text("image_id,label\nimg0,0\nimg3,0\n")
+    with pytest.raises(ConfigError, match="fewer than 2 classes; set num_classes"):
+        gigapatch.training.train({"arm": "resize", "workers": 0}, tmp_path / "one", tmp_path / "o")
+
+
+def test_pathology_hook_applies_panda_defaults_beneath_the_user_keys(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import gigapatch.training
+    from gigapatch import get_plugin_manager
+
+    seen: list[dict] = []
+
+    def fake_train(config: dict, data: Path, out: Path) -> dict:
+        seen.append(config)
+        return {"out": str(out)}
+
+    monkeypatch.setattr(gigapatch.training, "train", fake_train)
+    hook = get_plugin_manager().hook.gigapatch_train
+    user = {"epochs": 1, "data": {"images": "slides", "limit": 3, "suffix": None}}
+    assert hook(config=user, data=tmp_path, out=tmp_path, domain="pathology") == {"out": str(tmp_path)}
+    panda = seen[-1]
+    assert panda["data"] == {**PANDA_DATA, "images": "slides", "limit": 3}  # the user's keys win
+    assert panda["num_classes"] == 6 and panda["epochs"] == 1
+    assert user == {"epochs": 1, "data": {"images": "slides", "limit": 3, "suffix": None}}  # untouched
+    assert validate_train_config(panda).data.label_column == "isup_grade"
+    # the user's class count (or names) wins over the 6 ISUP grades
+    assert with_panda_defaults({"num_classes": 3})["num_classes"] == 3
+    named = with_panda_defaults({"data": {"label_names": ["low", "high"]}})
+    assert "num_classes" not in named and validate_train_config(named).num_classes == 2
+    # other domains: the pathology hook declines and the generic trainer gets the config as given
+    from gigapatch_pathology.training import gigapatch_train
+
+    for domain in (None, "generic", "metal_surface"):
+        assert gigapatch_train(config=user, data=tmp_path, out=tmp_path, domain=domain) is None
+        hook(config=user, data=tmp_path, out=tmp_path, domain=domain)
+        assert seen[-1] is user

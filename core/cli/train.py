@@ -88,7 +88,7 @@ def _show_bars(quiet: bool) -> bool:
 
 @app.command("train")
 def train_command(
-    data: Annotated[Path, typer.Option("--data", "-d", help="data folder (layout: the domain's, e.g. PANDA for pathology)")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="data folder (default layout: labels.csv + images/; a domain may bring its own)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder")] = Path("gigapatch-run"),
     domain: Annotated[str | None, typer.Option(help="domain plugin (e.g. pathology)")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="training YAML")] = None,
@@ -109,9 +109,14 @@ def train_command(
     resume: Annotated[bool | None, typer.Option("--resume/--no-resume", help="continue from last.pt")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
 ) -> None:
-    """Train a timm model (mosaic or resize arm) with stratified K-fold and QWK."""
+    """Train a timm model (mosaic or resize arm) with stratified K-fold and QWK.
+
+    Without a domain, DATA is a generic labelled folder (labels.csv of image_id,label beside
+    images/); with --domain (or ``domain:`` in the config), that domain's plugin may put its own
+    layout and defaults beneath the config.
+    """
     from gigapatch.plugin.manager import get_plugin_manager
-    from gigapatch.training.config import load_train_config
+    from gigapatch.training.config import read_train_config, validate_train_config
 
     _log_level(quiet)
     flags = {
@@ -120,10 +125,11 @@ def train_command(
         "mosaic.tile_size": tile_size, "data.limit": limit, "pretrained": pretrained,
         "device": device, "seed": seed, "resume": resume, "domain": domain,
     }
-    cfg = load_train_config(config, flags)
+    given = read_train_config(config, flags)  # the user's keys: a domain's defaults go beneath
+    cfg = validate_train_config(given, str(config) if config is not None else None)  # fail early
     with _progress(_show_bars(quiet)):
         summary = get_plugin_manager().hook.gigapatch_train(
-            config=cfg.model_dump(mode="json"), data=data, out=out, domain=cfg.domain,
+            config=given, data=data, out=out, domain=cfg.domain,
         )
     if summary is None:
         from gigapatch.errors import ConfigError
@@ -134,7 +140,7 @@ def train_command(
 
         con = Console()
         for k, f in summary.get("folds", {}).items():
-            con.print(f"fold {k}: best QWK {f['best_qwk']:.4f} (epoch {f['best_epoch'] + 1}) "
+            con.print(f"fold {k}: best QWK {f['best_qwk']:.4f} (epoch {f['best_epoch']}) "
                       f"-> {f['checkpoint']}", highlight=False)
         if summary.get("mean_qwk") is not None:
             con.print(f"mean QWK {summary['mean_qwk']:.4f}; metrics: {summary.get('metrics')}",

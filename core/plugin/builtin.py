@@ -71,6 +71,8 @@ def gigapatch_score_pixels(patches: np.ndarray, context: ImageContext) -> dict[s
 
 @hookimpl(trylast=True)
 def gigapatch_train(config: dict[str, Any], data: Path, out: Path, domain: str | None) -> dict[str, Any]:
-    from gigapatch.training.trainer import train
+    """The generic trainer, for any domain whose plugin does not train: ``config`` as given over
+    the generic defaults (``labels.csv`` of ``image_id, label`` beside ``images/``)."""
+    from gigapatch.training import train
 
     return train(config, data, out)

@@ -1,11 +1,18 @@
-"""Training on gigapixel images: the PANDA tile-mosaic recipe, the resize baseline, timm models, QWK.
+"""Training on gigapixel images: the tile-mosaic recipe, the resize baseline, timm models, QWK.
+
+Generic: a folder with a label table (default ``labels.csv`` of ``image_id, label``) beside its
+images (default ``images/<image_id>.<suffix>``). A domain plugin brings its own layout and
+recipe through its ``gigapatch_train`` hook, usually by putting its defaults beneath the user's
+config and calling :func:`train`. This module is public API for plugins: they import from
+``gigapatch.training`` only (never from its submodules).
 
 Needs the ``train`` extras (torch, torchvision, timm, scikit-learn, pandas, matplotlib). Nothing is
 imported until a name is used, so ``import gigapatch.training`` costs nothing and the tiling side
 of gigapatch never loads torch.
 
 Main entry points: :func:`train`, :func:`predict`, :func:`create_model`, :class:`TrainConfig`,
-:class:`MosaicDataset`, :class:`ResizeDataset`, :class:`PatchDataset`, :func:`write_cohort`.
+:func:`validate_train_config`, :func:`load_samples`, :class:`MosaicDataset`,
+:class:`ResizeDataset`, :class:`PatchDataset`.
 """
 
 from __future__ import annotations
@@ -23,17 +30,17 @@ _LAZY: dict[str, str] = {
     "ordinal_decode": "models",
     "ordinal_probs": "models",
     "TrainConfig": "config",
+    "DataConfig": "config",
     "load_train_config": "config",
+    "read_train_config": "config",
+    "validate_train_config": "config",
     "MosaicDataset": "datasets",
     "ResizeDataset": "datasets",
     "PatchDataset": "datasets",
     "SlideItem": "datasets",
     "build_items": "datasets",
-    "load_samples": "panda",
-    "Sample": "panda",
-    "isup_from_gleason": "panda",
-    "write_cohort": "cohort",
-    "CohortSpec": "cohort",
+    "load_samples": "samples",
+    "Sample": "samples",
 }
 
 __all__ = list(_LAZY)

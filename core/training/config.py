@@ -1,9 +1,18 @@
 """The training configuration: pydantic models with ``extra="forbid"`` (unknown keys are errors).
 
 One key, ``arm``, picks the recipe: ``mosaic`` (N tiles of each image stitched into one picture,
-the PANDA tile-concatenation recipe) or ``resize`` (the whole image at a low level resized to S x S,
+the tile-concatenation recipe) or ``resize`` (the whole image at a low level resized to S x S,
 the baseline). ``patch`` trains on single patches (one image file or patch, one label).
-Precedence: model defaults < YAML file < CLI flags (see :func:`load_train_config`).
+Precedence: model defaults < the domain's defaults (applied by its ``gigapatch_train`` hook) <
+YAML file < CLI flags (see :func:`read_train_config` and :func:`load_train_config`).
+
+The data layout defaults to a generic labelled folder::
+
+    labels.csv          image_id,label   (integer labels 0..C-1)
+    images/<image_id>.<any image suffix>
+
+``num_classes`` may be left out: it is then ``len(data.label_names)`` when names are given, else
+it is inferred from the labels once the table is read (:func:`resolve_num_classes`).
 """
 
 from __future__ import annotations
@@ -22,13 +31,18 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the images and labels are (PANDA layout by default)."""
+    """Where the images and labels are: ``labels.csv`` (``image_id, label``) beside ``images/``."""
 
-    csv: str = Field("train.csv", description="label table inside the data folder")
-    images: str = Field("train_images", description="image folder inside the data folder")
-    suffix: str = Field(".tiff", description="image file suffix")
+    csv: str = Field("labels.csv", description="label table inside the data folder")
+    images: str = Field("images", description="image folder inside the data folder")
+    suffix: str | None = Field(
+        None, description="image file suffix, e.g. '.tiff' (None: the one image file <id>.*)"
+    )
     id_column: str = "image_id"
-    label_column: str = "isup_grade"
+    label_column: str = "label"
+    group_column: str | None = Field(
+        None, description="optional column kept with each sample (e.g. the data source)"
+    )
     label_names: list[str] | None = Field(None, description="class names (default: 0..C-1)")
     coords_dir: Path | None = Field(
         None, description="folder of <image_id>.h5 PatchSets to use (default: tile and cache them)"
@@ -80,7 +94,9 @@ class TrainConfig(_Strict):
     model: str = Field("resnext50_32x4d", description="timm model name")
     pretrained: str | None = Field(None, description="local weights file (never downloaded)")
     head: Literal["classification", "ordinal"] = "classification"
-    num_classes: int = Field(6, ge=2)
+    num_classes: int | None = Field(
+        None, ge=2, description="classes C (default: len(label_names), else from the labels)"
+    )
     data: DataConfig = DataConfig()
     mosaic: MosaicConfig = MosaicConfig()
     resize: ResizeConfig = ResizeConfig()
@@ -108,7 +124,11 @@ class TrainConfig(_Strict):
             if bad:
                 raise ValueError(f"fold {bad} outside 0..{self.folds - 1}")
         names = self.data.label_names
-        if names is not None and len(names) != self.num_classes:
+        if names is not None and self.num_classes is None:
+            if len(names) < 2:
+                raise ValueError(f"{len(names)} label_names: at least 2 classes are needed")
+            self.num_classes = len(names)  # re-validates: the names now match
+        elif names is not None and len(names) != self.num_classes:
             raise ValueError(f"{len(names)} label_names for num_classes={self.num_classes}")
         return self
 
@@ -124,8 +144,15 @@ class TrainConfig(_Strict):
         return self.patch_size
 
     @property
+    def classes(self) -> int:
+        """``num_classes``, which must be known by now (see :func:`resolve_num_classes`)."""
+        if self.num_classes is None:
+            raise ValueError("num_classes is not resolved yet: read the label table first")
+        return self.num_classes
+
+    @property
     def label_names(self) -> list[str]:
-        return self.data.label_names or [str(i) for i in range(self.num_classes)]
+        return self.data.label_names or [str(i) for i in range(self.classes)]
 
 
 # flag name -> dotted config key
@@ -163,12 +190,38 @@ def validate_train_config(data: dict[str, Any] | TrainConfig, source: str | None
     return validate(TrainConfig, data, source=source)
 
 
+def read_train_config(
+    file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The keys a user gave: YAML ``file`` < ``overrides`` (dotted keys allowed, None values
+    ignored), not validated and without defaults, so a domain can put its defaults beneath them."""
+    from gigapatch.config import deep_merge, read_yaml
+
+    data = read_yaml(file) if file is not None else {}
+    return deep_merge(data, _nest(overrides or {}))
+
+
 def load_train_config(
     file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """Defaults < YAML ``file`` < ``overrides`` (dotted keys allowed, None values ignored)."""
-    from gigapatch.config import deep_merge, read_yaml
+    return validate_train_config(
+        read_train_config(file, overrides), str(file) if file is not None else None
+    )
 
-    data = read_yaml(file) if file is not None else {}
-    data = deep_merge(data, _nest(overrides or {}))
-    return validate_train_config(data, str(file) if file is not None else None)
+
+def resolve_num_classes(cfg: TrainConfig, labels: list[int], source: str | Path) -> TrainConfig:
+    """``cfg`` with ``num_classes`` set: as given, else ``max(labels) + 1``.
+
+    Raises
+    ------
+    ConfigError : the labels name fewer than 2 classes and ``num_classes`` is not set.
+    """
+    if cfg.num_classes is not None:
+        return cfg
+    from gigapatch.errors import ConfigError
+
+    n = max(labels, default=-1) + 1
+    if n < 2:
+        raise ConfigError(f"{source}: the labels hold fewer than 2 classes; set num_classes")
+    return validate_train_config({**cfg.model_dump(mode="json"), "num_classes": n}, str(source))

@@ -26,11 +26,13 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".tiff", ".tif", ".svs", ".ndpi", ".mrxs", ".scn", ".png", ".jpg", ".jpeg")
 
 
-def _expand(images: Sequence[str | Path], suffix: str) -> list[Path]:
+def _expand(images: Sequence[str | Path], suffix: str | None) -> list[Path]:
+    """Files stay; a folder gives its images (the training suffix, if any, or a known one)."""
+    wanted = {*IMAGE_SUFFIXES, *([suffix.lower()] if suffix else [])}
     paths: list[Path] = []
     for p in map(Path, images):
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in {suffix, *IMAGE_SUFFIXES})
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in wanted)
             if not found:
                 raise ImageError(p, "no images in this folder")
             paths += found
@@ -128,7 +130,7 @@ def predict(
         ds.close()
     with open(out / "predictions.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["image_id", "grade", "label", *[f"prob_{k}" for k in range(cfg.num_classes)],
+        w.writerow(["image_id", "grade", "label", *[f"prob_{k}" for k in range(cfg.classes)],
                     "picture"])
         for r in results:
             w.writerow([r["image_id"], r["grade"], r["label"],

@@ -1,47 +1,84 @@
-"""Labelled image tables, PANDA layout by default.
+"""Labelled image tables: a CSV of image ids and integer labels beside a folder of images.
 
-PANDA (Kaggle "Prostate cANcer graDe Assessment") ships ``train.csv`` with the columns
-``image_id, data_provider, isup_grade, gleason_score`` and the biopsies as
-``train_images/<image_id>.tiff`` (generic pyramidal TIFF, levels at downsample 1, 4 and 16).
-Any folder with a CSV of ids and integer labels and an image folder works the same way
-(see :class:`gigapatch.training.config.DataConfig`).
+The generic layout (the defaults of :class:`gigapatch.training.config.DataConfig`)::
+
+    <data>/labels.csv          image_id,label        (labels 0..C-1)
+    <data>/images/<image_id>.<suffix>                 (any one image file per id)
+
+A domain may ship its own layout as defaults beneath the user's config (e.g. PANDA's
+``train.csv`` + ``train_images/<id>.tiff`` for pathology); the reader is the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gigapatch.errors import ConfigError, ImageError
 from gigapatch.training.config import DataConfig
 
-#: Gleason score (major+minor) -> ISUP grade group
-GLEASON_TO_ISUP: dict[str, int] = {
-    "0+0": 0, "negative": 0,
-    "3+3": 1,
-    "3+4": 2,
-    "4+3": 3,
-    "4+4": 4, "3+5": 4, "5+3": 4,
-    "4+5": 5, "5+4": 5, "5+5": 5,
-}
-
 
 @dataclass
 class Sample:
-    """One labelled image: id, file, integer label (grade) and the row's data provider."""
+    """One labelled image: id, file, integer label and the row's group (``data.group_column``)."""
 
     image_id: str
     path: Path
     label: int
-    provider: str = ""
+    group: str = ""
 
 
-def isup_from_gleason(score: str) -> int:
-    """ISUP grade group (0..5) of a Gleason score such as ``"3+4"`` or ``"negative"``."""
-    key = str(score).strip().lower().replace(" ", "")
-    if key not in GLEASON_TO_ISUP:
-        raise ValueError(f"unknown Gleason score {score!r}")
-    return GLEASON_TO_ISUP[key]
+def _suffix_index(folder: Path) -> dict[str, list[Path]]:
+    """id -> files ``<id>.*`` of ``folder``, for every id a file name can start with.
+
+    A name with several dots (``a.b.ome.tiff``) is listed under each prefix (``a``, ``a.b``,
+    ``a.b.ome``), so ids may hold dots. One directory listing for the whole table.
+    """
+    index: dict[str, list[Path]] = {}
+    for p in sorted(folder.iterdir()):
+        if not p.is_file():
+            continue
+        name = p.name
+        dot = name.find(".", 1)
+        while dot != -1:
+            index.setdefault(name[:dot], []).append(p)
+            dot = name.find(".", dot + 1)
+    return index
+
+
+def _find_image(image_id: str, found: list[Path], folder: Path, where: str) -> Path:
+    """The one image among the files ``<image_id>.*``; sidecars (non-image suffixes) are
+    dropped when there are several."""
+    from gigapatch.io.readers import IMAGE_SUFFIXES
+
+    if len(found) > 1:
+        found = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES] or found
+    if not found:
+        raise ImageError(folder / f"{image_id}.*", f"image of {where} not found")
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise ImageError(
+            folder / f"{image_id}.*", f"image of {where} is ambiguous ({names}); set data.suffix"
+        )
+    return found[0]
+
+
+def _image_paths(images: Path, ids: Sequence[str], cfg: DataConfig) -> list[Path]:
+    """The image file of every id, in order (ImageError for a missing or ambiguous one)."""
+    if cfg.suffix is not None:
+        paths = [images / f"{image_id}{cfg.suffix}" for image_id in ids]
+        for i, path in enumerate(paths):
+            if not path.is_file():
+                raise ImageError(path, f"image of {cfg.csv} row {i + 2} not found")
+        return paths
+    if not images.is_dir():
+        raise ImageError(images, f"image folder of {cfg.csv} not found")
+    index = _suffix_index(images)
+    return [
+        _find_image(image_id, index.get(image_id, []), images, f"{cfg.csv} row {i + 2}")
+        for i, image_id in enumerate(ids)
+    ]
 
 
 def load_samples(data_dir: str | Path, cfg: DataConfig | None = None, num_classes: int | None = None) -> list[Sample]:
@@ -49,8 +86,9 @@ def load_samples(data_dir: str | Path, cfg: DataConfig | None = None, num_classe
 
     Parameters
     ----------
-    data_dir : folder holding ``cfg.csv`` and ``cfg.images/<id><cfg.suffix>``.
-    cfg : table layout (default: PANDA's).
+    data_dir : folder holding ``cfg.csv`` and ``cfg.images/<id><cfg.suffix>`` (``cfg.suffix``
+        None: the one image file ``<id>.*``).
+    cfg : table layout (default: ``labels.csv`` of ``image_id, label`` beside ``images/``).
     num_classes : when given, labels outside ``0..num_classes-1`` are an error.
 
     Returns
@@ -59,7 +97,8 @@ def load_samples(data_dir: str | Path, cfg: DataConfig | None = None, num_classe
 
     Raises
     ------
-    ConfigError : missing table or columns, bad labels. ImageError : an image file is missing.
+    ConfigError : missing table or columns, bad labels. ImageError : an image file is missing
+        (or, without ``cfg.suffix``, several image files share its id).
     """
     import pandas as pd
 
@@ -70,54 +109,35 @@ def load_samples(data_dir: str | Path, cfg: DataConfig | None = None, num_classe
         raise ConfigError(f"{data_dir}: data folder not found")
     if not table.is_file():
         raise ConfigError(
-            f"{data_dir}: no {cfg.csv} (expected PANDA layout: {cfg.csv} + "
-            f"{cfg.images}/<{cfg.id_column}>{cfg.suffix})"
+            f"{data_dir}: no {cfg.csv} (expected layout: {cfg.csv} of {cfg.id_column},"
+            f"{cfg.label_column} + {cfg.images}/<{cfg.id_column}>{cfg.suffix or '.<suffix>'})"
         )
     try:
         df = pd.read_csv(table, dtype={cfg.id_column: str})
     except Exception as e:
         raise ConfigError(f"{table}: cannot read the table ({type(e).__name__}: {e})") from None
-    for col in (cfg.id_column, cfg.label_column):
-        if col not in df.columns:
+    for col in (cfg.id_column, cfg.label_column, cfg.group_column):
+        if col is not None and col not in df.columns:
             raise ConfigError(f"{table}: no column {col!r} (columns: {', '.join(df.columns)})")
     if cfg.limit is not None:
         df = df.iloc[: cfg.limit]
     if len(df) == 0:
         raise ConfigError(f"{table}: the table has no rows")
     labels = pd.to_numeric(df[cfg.label_column], errors="coerce")
-    bad = labels.isna() | (labels != labels.round())
+    bad = labels.isna() | (labels != labels.round()) | (labels < 0)
     if num_classes is not None:
-        bad |= (labels < 0) | (labels >= num_classes)
+        bad |= labels >= num_classes
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         raise ConfigError(
-            f"{table}: row {row + 2}: label {df[cfg.label_column].iloc[row]!r} is not an "
-            f"integer in 0..{(num_classes or 0) - 1 if num_classes else 'C-1'}"
+            f"{table}: row {row + 2}: label {str(df[cfg.label_column].iloc[row])!r} is not an "
+            f"integer in 0..{num_classes - 1 if num_classes else 'C-1'}"
         )
-    images = data_dir / cfg.images
-    providers = df["data_provider"].astype(str) if "data_provider" in df.columns else None
-    samples = []
-    for i, (image_id, label) in enumerate(zip(df[cfg.id_column].astype(str), labels.astype(int))):
-        path = images / f"{image_id}{cfg.suffix}"
-        if not path.is_file():
-            raise ImageError(path, f"image of {cfg.csv} row {i + 2} not found")
-        samples.append(
-            Sample(image_id, path, int(label), providers.iloc[i] if providers is not None else "")
-        )
-    return samples
+    ids = df[cfg.id_column].astype(str).tolist()
+    paths = _image_paths(data_dir / cfg.images, ids, cfg)
+    groups = df[cfg.group_column].astype(str).tolist() if cfg.group_column else [""] * len(ids)
+    return [
+        Sample(image_id, path, int(label), group)
+        for image_id, path, label, group in zip(ids, paths, labels.astype(int), groups)
+    ]
 
-
-def write_table(path: str | Path, samples: list[Sample], label_column: str = "isup_grade") -> Path:
-    """Write ``samples`` as a PANDA-style table (image_id, data_provider, label, gleason_score)."""
-    import csv
-
-    inv: dict[int, str] = {}
-    for score, grade in GLEASON_TO_ISUP.items():
-        inv.setdefault(grade, score)
-    path = Path(path)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["image_id", "data_provider", label_column, "gleason_score"])
-        for s in samples:
-            w.writerow([s.image_id, s.provider, s.label, inv.get(s.label, "")])
-    return path

@@ -8,6 +8,7 @@ Outputs under ``out``::
 
     folds.csv                  image_id, label, fold (the stratified split)
     metrics.csv                epoch, fold, train_loss, val_loss, qwk, accuracy, lr, seconds
+                               (epochs and folds count from 0, as in the log lines)
     summary.json               best QWK per fold and the checkpoints
     fold<k>/best.pt            weights of the best epoch by QWK + frozen data config
     fold<k>/last.pt            the same + optimizer/scheduler/scaler state (for ``resume``)
@@ -345,7 +346,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[torch.nn.Module, TrainConfig]:
     """Rebuild the model of a checkpoint (weights loaded) and its frozen config."""
     cfg = validate_train_config(ckpt["config"])
-    model = create_model(cfg.model, cfg.num_classes, cfg.head, pretrained=None)
+    model = create_model(cfg.model, cfg.classes, cfg.head, pretrained=None)
     model.load_state_dict(ckpt["model"])
     return model, cfg
 
@@ -402,7 +403,7 @@ def train_fold(
 
     torch.manual_seed(cfg.seed + k)
     np.random.seed((cfg.seed + k) % 2**32)
-    model = create_model(cfg.model, cfg.num_classes, cfg.head, cfg.pretrained)
+    model = create_model(cfg.model, cfg.classes, cfg.head, cfg.pretrained)
     cuda = device.type == "cuda"
     channels_last = cfg.channels_last and cuda
     model.to(device)
@@ -425,7 +426,7 @@ def train_fold(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lam)
     dtype = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    criterion = loss_fn(cfg.head, cfg.num_classes)
+    criterion = loss_fn(cfg.head, cfg.classes)
     dcfg = data_config(cfg, items)
     frozen = {
         "format": CHECKPOINT_FORMAT,
@@ -457,7 +458,7 @@ def train_fold(
         loader = _loader(train_ds, cfg, True, device, dist, epoch)
         train_loss = train_one_epoch(
             net, loader, criterion, opt, sched, scaler, device, dtype, channels_last,
-            task=f"fold {k} epoch {epoch + 1}/{cfg.epochs}",
+            task=f"fold {k} epoch {epoch} (0-{cfg.epochs - 1})",
         )
         if dist.enabled:  # average the training loss over ranks
             import torch.distributed as tdist
@@ -471,7 +472,7 @@ def train_fold(
                 model, val_loader, criterion, cfg.head, device, dtype, channels_last,
                 task=f"fold {k} validation",
             )
-            qwk = quadratic_kappa(labels, preds, cfg.num_classes)
+            qwk = quadratic_kappa(labels, preds, cfg.classes)
             acc = float((preds == labels).mean()) if len(labels) else 0.0
             row = {
                 "epoch": epoch, "fold": k, "train_loss": round(train_loss, 6),
@@ -480,17 +481,17 @@ def train_fold(
             }
             history.append(row)
             log.info(
-                "fold %d epoch %d/%d: train_loss %.4f val_loss %.4f qwk %.4f acc %.3f (%.0f s)",
-                k, epoch + 1, cfg.epochs, train_loss, val_loss, qwk, acc, row["seconds"],
+                "fold %d epoch %d (0-%d): train_loss %.4f val_loss %.4f qwk %.4f acc %.3f (%.0f s)",
+                k, epoch, cfg.epochs - 1, train_loss, val_loss, qwk, acc, row["seconds"],
             )
             state = {**frozen, "model": model.state_dict(), "epoch": epoch, "qwk": qwk,
                      "history": history}
             if qwk > best:
                 best, best_epoch = qwk, epoch
                 save_checkpoint(fold_dir / "best.pt", {**state, "best_qwk": best, "best_epoch": epoch})
-                cm = confusion(labels, preds, cfg.num_classes)
+                cm = confusion(labels, preds, cfg.classes)
                 plot_confusion(cm, cfg.label_names, fold_dir / "confusion.png",
-                               f"fold {k}, epoch {epoch + 1}: QWK {qwk:.3f}")
+                               f"fold {k}, epoch {epoch}: QWK {qwk:.3f}")
                 _write_predictions(fold_dir / "val_predictions.csv",
                                    [it.image_id for it in va_items], labels, preds, probs)
             if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
@@ -536,8 +537,9 @@ def train(
     Parameters
     ----------
     config : a :class:`TrainConfig` or its dict (validated; unknown keys are errors).
-    data : folder in PANDA layout (``train.csv`` + ``train_images/<image_id>.tiff``) or the
-        layout ``config['data']`` describes.
+    data : folder in the layout ``config['data']`` describes (default: ``labels.csv`` of
+        ``image_id, label`` beside ``images/<image_id>.<suffix>``). ``num_classes``, when not
+        set, is inferred from the labels (and frozen into the checkpoints).
     out : run folder (created).
     opener : ``path -> Image`` for reading pixels (default :func:`gigapatch.open_image`).
 
@@ -545,6 +547,7 @@ def train(
     -------
     dict with ``folds`` (per-fold best QWK, epoch, checkpoint), ``mean_qwk`` and ``out``.
     """
+    from gigapatch.training.config import resolve_num_classes
     from gigapatch.training.datasets import build_items
     from gigapatch.training.samples import load_samples
 
@@ -555,6 +558,7 @@ def train(
     dist.setup(device)
     try:
         samples = load_samples(data, cfg.data, cfg.num_classes)
+        cfg = resolve_num_classes(cfg, [s.label for s in samples], data / cfg.data.csv)
         out.mkdir(parents=True, exist_ok=True)
         cache = out / "tiles"
         if dist.main:

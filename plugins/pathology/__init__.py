@@ -18,3 +18,4 @@ from .domain import gigapatch_domains, gigapatch_image_domain  # noqa: F401
 from .learned import gigapatch_learned_mask  # noqa: F401
 from .reader import gigapatch_open_image, gigapatch_readers  # noqa: F401
 from .tissue import gigapatch_foreground_mask  # noqa: F401
+from .training import gigapatch_train  # noqa: F401

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gigapatch.training.samples import Sample, write_table
+from gigapatch.training import Sample
+
+from .panda import write_table
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def write_slide(
     downsamples: tuple[int, ...] = (4, 16), tile: int = 256,
 ) -> Path:
     """Write (H, W, 3) uint8 RGB as a PANDA-like generic pyramidal TIFF (JPEG tiles)."""
-    from gigapatch.io.tiff_write import write_pyramidal_tiff
+    from gigapatch import write_pyramidal_tiff
 
     return write_pyramidal_tiff(path, rgb, downsamples=downsamples, tile=tile, quality=quality, mpp=mpp)
 
@@ -120,7 +122,7 @@ def write_cohort(
 
     Returns
     -------
-    list of :class:`Sample` (image_id, path, label).
+    list of :class:`gigapatch.training.Sample` (image_id, path, label; group "synthetic").
     """
     out_dir = Path(out_dir)
     images = out_dir / "train_images"
@@ -135,6 +137,6 @@ def write_cohort(
         if overwrite or not path.is_file():
             rgb = synthetic_slide(label, np.random.default_rng([seed, i]), spec)
             write_slide(path, rgb, mpp=spec.mpp, quality=spec.quality)
-        samples.append(Sample(image_id, path, int(label), provider="synthetic"))
+        samples.append(Sample(image_id, path, int(label), group="synthetic"))
     write_table(out_dir / "train.csv", samples)
     return samples
