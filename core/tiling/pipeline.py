@@ -26,7 +26,7 @@ from gigapatch.tiling.integral import mask_fraction
 from gigapatch.tiling.mask import otsu_mask_for
 from gigapatch.tiling.place import grid_coords, optimal_coords
 from gigapatch.tiling.refine import refine_mask
-from gigapatch.tiling.regions import patch_regions, place_per_region, region_labels
+from gigapatch.tiling.regions import own_fraction, patch_regions, place_per_region, region_labels
 from gigapatch.tiling.score import batched_pixel_scores
 from gigapatch.tiling.select import select_patches
 from gigapatch.version import __version__
@@ -126,18 +126,23 @@ def compute_mask(
 
 
 def segment_stage(context: ImageContext) -> np.ndarray:
-    """Split the refined mask into regions (``context.regions``); returns their (h, w) int32 label
-    image (0 = background, ``k + 1`` = region k)."""
+    """Split the refined mask into regions (``context.regions``, ``label`` = list index); returns
+    their (h, w) int32 label image on the mask grid, kept to the mask (0 = background or no
+    region, ``k + 1`` = region k's foreground)."""
     assert context.mask is not None
     regions = get_plugin_manager().hook.gigapatch_segment(mask=context.mask, context=context)
     context.regions = list(regions or [])
     for k, region in enumerate(context.regions):
         region.label = k
-    return region_labels(context.regions, context.mask.shape, context.mask_downsample)
+    return region_labels(context.regions, context.mask.shape, context.mask_downsample,
+                         mask=context.mask)
 
 
 def place_stage(context: ImageContext, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate patches and the region of each: (N, 2) int64 level-0 x, y and (N,) int32."""
+    """Candidate patches and the region of each: (N, 2) int64 level-0 x, y and (N,) int32 (-1:
+    none). ``patch.per_region`` places every region on its own pixels (no patch holds two
+    regions); else one placement on the whole mask, each patch given the region holding most of
+    its foreground."""
     cfg, geom, mask, ds = context.config, context.geometry, context.mask, context.mask_downsample
     assert geom is not None and mask is not None
     dims = context.image.dimensions
@@ -146,7 +151,7 @@ def place_stage(context: ImageContext, labels: np.ndarray) -> tuple[np.ndarray, 
         return place_per_region(
             labels, len(context.regions), ds, geom.size_level0, geom.stride_level0, dims,
             placement=p.placement, min_foreground=0.0 if p.placement == "grid" else p.min_foreground,
-            edge=p.edge,
+            edge=p.edge, select_foreground=p.min_foreground,
         )
     if p.placement == "optimal":
         coords = optimal_coords(
@@ -267,16 +272,12 @@ def _own_foreground(
     ctx: ImageContext, labels: np.ndarray, coords: np.ndarray, region: np.ndarray
 ) -> np.ndarray:
     """Each candidate's foreground fraction: of the whole mask, or with per-region placement of
-    its own region's pixels only."""
+    its own region's foreground only."""
     assert ctx.geometry is not None and ctx.mask is not None
     size, ds = ctx.geometry.size_level0, ctx.mask_downsample
-    if not ctx.config.patch.per_region or len(coords) == 0:
+    if not ctx.config.patch.per_region:
         return mask_fraction(ctx.mask, coords, size, ds)
-    out = np.zeros(len(coords), np.float32)
-    for k in np.unique(region):
-        sel = region == k
-        out[sel] = mask_fraction(ctx.mask & (labels == k + 1), coords[sel], size, ds)
-    return out
+    return own_fraction(labels, len(ctx.regions), coords, region, size, ds)
 
 
 def _attrs(image: Image, cfg: Config, geom: Any, ds: float, fg_fraction: float) -> dict[str, Any]:
