@@ -1,5 +1,6 @@
-"""Quality-control pictures: the mask and patches over a thumbnail, contact sheets of the best and
-worst patches by a score, and a loud warning when segmentation probably failed.
+"""Quality-control pictures: the mask, region contours and ids, and patches over a thumbnail,
+contact sheets of the best and worst patches by a score, and a loud warning when segmentation
+probably failed.
 
 Drawing is OpenCV (vectorised per colour: one ``polylines`` call per colour bin, not per patch);
 PNGs are encoded with ``cv2.imencode`` and written through a temporary file.
@@ -28,7 +29,9 @@ REASON_COLORS: dict[str, tuple[int, int, int]] = {
 BACKGROUND_SHADE = (110, 130, 165)  # non-foreground is shaded towards this
 CONTOUR = (0, 120, 40)
 HOLE = (230, 120, 0)
+LABEL_TEXT = (0, 70, 25)  # region ids: this on a white tag
 _FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
+_TAG_MARGIN = 3  # drawing px between a region id's tag and the region's contour
 
 
 def _colormap(values: np.ndarray) -> np.ndarray:
@@ -56,6 +59,67 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45,
     import cv2
 
     cv2.putText(img, text, org, _FONT, scale, color, 1, cv2.LINE_AA)
+
+
+def region_label_box(region: Region, scale: float, box_size: tuple[int, int],
+                     shape: tuple[int, int]) -> tuple[int, int]:
+    """Top-left corner (drawing px) of the tag that carries a region's id: the topmost (then
+    leftmost) place where the whole tag lies inside the region, a few px clear of the contour,
+    just under its upper edge; when the region is too small for it, centred just above it.
+
+    Parameters
+    ----------
+    region : the region (level-0 px).
+    scale : level-0 px per drawing px.
+    box_size : (width, height) of the tag in drawing px.
+    shape : (H, W) of the picture; the tag is kept inside it.
+    """
+    import cv2
+
+    bw, bh = box_size
+    ext = np.asarray(region.exterior, np.float64).reshape(-1, 2) / scale
+    x0 = max(int(np.floor(ext[:, 0].min())) - 1, 0)
+    y0 = max(int(np.floor(ext[:, 1].min())) - 1, 0)
+    x1 = min(int(np.ceil(ext[:, 0].max())) + 2, shape[1])
+    y1 = min(int(np.ceil(ext[:, 1].max())) + 2, shape[0])
+    found = None
+    if x1 - x0 > bw + 2 * _TAG_MARGIN and y1 - y0 > bh + 2 * _TAG_MARGIN:
+        inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        shift = np.array([x0, y0], np.float64)
+        cv2.fillPoly(inside, [np.round(ext - shift).astype(np.int32)], 1)
+        holes = [np.round(np.asarray(h, np.float64) / scale - shift).astype(np.int32)
+                 for h in region.holes if len(h) >= 3]
+        if holes:
+            cv2.fillPoly(inside, holes, 0)
+        # a pixel stays where the tag and a margin, their top-left corner there, lie inside
+        m = _TAG_MARGIN
+        fits = cv2.erode(inside, np.ones((bh + 2 * m, bw + 2 * m), np.uint8), anchor=(0, 0),
+                         borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        rows = np.flatnonzero(fits.any(axis=1))
+        if len(rows):
+            found = (x0 + int(np.flatnonzero(fits[rows[0]])[0]) + m, y0 + int(rows[0]) + m)
+    if found is None:  # centred above the region
+        mid = 0.5 * (ext[:, 0].min() + ext[:, 0].max())
+        found = (int(round(mid)) - bw // 2, int(np.floor(ext[:, 1].min())) - bh - 2)
+    x = int(np.clip(found[0], 0, max(0, shape[1] - bw)))
+    return x, int(np.clip(found[1], 0, max(0, shape[0] - bh)))
+
+
+def _label_regions(img: np.ndarray, regions: list[Region], scale: float, font: float) -> None:
+    """Tag every region with its id (its index in ``regions``: the ``region`` column of the
+    tables), dark on a white tag inside the region under its upper contour."""
+    import cv2
+
+    for k, r in enumerate(regions):
+        if len(r.exterior) < 3:
+            continue
+        text = str(k)
+        (tw, th), base = cv2.getTextSize(text, _FONT, font, 1)
+        bw, bh = tw + 6, th + base + 4
+        x, y = region_label_box(r, scale, (bw, bh), img.shape[:2])
+        cv2.rectangle(img, (x, y), (x + bw - 1, y + bh - 1), (255, 255, 255), -1)
+        cv2.rectangle(img, (x, y), (x + bw - 1, y + bh - 1), CONTOUR, 1)
+        cv2.putText(img, text, (x + 3, y + 2 + th), _FONT, font, LABEL_TEXT, 1, cv2.LINE_AA)
 
 
 def _legend(width: int, color_by: str, lo: float, hi: float, n_kept: int,
@@ -107,7 +171,8 @@ def overlay_image(
     rgb : (h, w, 3) uint8 low-resolution view (usually the one the mask was computed on).
     mask : (hm, wm) bool foreground at ``mask_downsample``, or None.
     mask_downsample : level-0 px per mask px.
-    regions : tissue regions (level-0 px) whose contours are drawn (holes in orange).
+    regions : tissue regions (level-0 px) whose contours are drawn (holes in orange), each
+        tagged with its id (its index in the list) just inside its upper contour.
     coords : (N, 2) level-0 top-left corners of the kept patches.
     size_level0 : patch side in level-0 px.
     scores : score columns of the kept patches; ``scores[color_by]`` colours their boxes
@@ -147,6 +212,7 @@ def overlay_image(
         holes = [np.round(np.asarray(hh) / scale).astype(np.int32) for hh in r.holes if len(hh) >= 3]
         if holes:
             cv2.polylines(out, holes, True, HOLE, 1, cv2.LINE_AA)
+    _label_regions(out, regions or [], scale, 0.55 if max(H, W) >= 1500 else 0.4)
     reasons: dict[str, int] = {}
     if rejected_coords is not None and len(rejected_coords):
         why = np.asarray(rejected_reason if rejected_reason is not None else

@@ -25,7 +25,7 @@ from gigapatch.outputs.write import write_outputs
 from gigapatch.plugin.manager import image_domain
 from gigapatch.tiling.coverage import coverage_report
 from gigapatch.tiling.pipeline import Tiling, run_tiling
-from gigapatch.tiling.regions import region_summary
+from gigapatch.tiling.regions import region_labels, region_summary
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,8 @@ def patchset_from(tiling: Tiling) -> PatchSet:
     cov = coverage_report(ctx.mask, ctx.mask_downsample, ps.coords, size)
     ps.attrs["coverage"] = float(cov["coverage"])
     ps.attrs["overlap_fraction"] = float(cov["overlap"])
-    if ctx.regions:
-        from gigapatch.tiling.regions import region_labels
-
-        labels = region_labels(ctx.regions, ctx.mask.shape, ctx.mask_downsample)
+    if ctx.regions:  # the labels the placement saw: regions kept to the mask
+        labels = region_labels(ctx.regions, ctx.mask.shape, ctx.mask_downsample, mask=ctx.mask)
         assert ps.region is not None
         ps.region_summary = region_summary(labels, len(ctx.regions), ctx.mask_downsample,
                                            ps.coords, ps.region, size)
@@ -151,6 +149,8 @@ class ImageResult:
     #: fraction of the mask's foreground inside the kept patches, and of their area under 2+
     coverage: float | None = None
     overlap: float | None = None
+    #: regions the mask was segmented into (per-region figures: ``<id>_regions.csv``)
+    n_regions: int | None = None
 
 
 @dataclass
@@ -167,13 +167,14 @@ class RunSummary:
 
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["path", "status", "n_patches", "foreground_fraction", "coverage", "overlap",
-                    "seconds", "message"])
+        w.writerow(["path", "status", "n_patches", "n_regions", "foreground_fraction", "coverage",
+                    "overlap", "seconds", "message"])
         for r in self.results:
             cov = "" if r.coverage is None else f"{r.coverage:.6f}"
             ovl = "" if r.overlap is None else f"{r.overlap:.6f}"
-            w.writerow([r.path, r.status, r.n_patches, f"{r.foreground_fraction:.6f}", cov, ovl,
-                        f"{r.seconds:.3f}", r.message])
+            n_reg = "" if r.n_regions is None else r.n_regions
+            w.writerow([r.path, r.status, r.n_patches, n_reg, f"{r.foreground_fraction:.6f}", cov,
+                        ovl, f"{r.seconds:.3f}", r.message])
         write_text_atomic(path, buf.getvalue())
         return path
 
@@ -208,6 +209,7 @@ def tile_many(
                 path, "empty" if empty else "ok", len(ps), fg, time.perf_counter() - t0,
                 f"almost no foreground ({100 * fg:.3f}% of the image)" if empty else "",
                 coverage=ps.attrs.get("coverage"), overlap=ps.attrs.get("overlap_fraction"),
+                n_regions=len(ps.regions),
             )
         except GigapatchError as e:
             res = ImageResult(path, "error", seconds=time.perf_counter() - t0, message=str(e))

@@ -28,9 +28,7 @@ def write_outputs(
     write_text_atomic(paths["config"], cfg.to_yaml())
     if cfg.output.table != "none":
         paths["table"] = ps.write_table(named("." + cfg.output.table), include_rejected=True)
-    if ps.region_summary:
-        paths["regions"] = named("_regions.csv")
-        write_region_table(paths["regions"], ps)
+    paths["regions"] = write_region_table(named("_regions.csv"), ps)  # a header when no region
     if cfg.output.overlay and context.rgb is not None:
         from gigapatch.outputs.overlay import write_overlay
 
@@ -60,8 +58,9 @@ def write_outputs(
 
 
 def write_region_table(path: Path, ps: PatchSet) -> Path:
-    """``<id>_regions.csv``: one row per region with its bounding box (level-0 px), area,
-    kept patches and coverage."""
+    """``<id>_regions.csv``: one row per region (``region`` = its id in the tables) with its
+    bounding box (level-0 px), foreground area (level-0 px^2), kept patches and coverage (share
+    of its foreground inside any kept patch)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["region", "x0", "y0", "x1", "y1", "area_level0", "n_patches", "coverage"])
