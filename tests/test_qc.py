@@ -65,6 +65,34 @@ def test_overlay_without_scores_or_mask(tmp_path):
     assert not list((tmp_path / "o").glob(".*"))
 
 
+def _square(x0: float, y0: float, x1: float, y1: float) -> Region:
+    return Region(exterior=np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float))
+
+
+def test_overlay_tags_each_region_with_its_id_by_its_contour():
+    """Pure white appears only on the id tags (glass is shaded, tissue keeps its colour): one
+    tag per region, inside a big region just under its top edge, above a tiny one."""
+    rgb = np.full((64, 64, 3), 240, np.uint8)
+    rgb[8:28, 8:28] = rgb[36:56, 36:60] = rgb[6:7, 40:41] = (200, 120, 180)
+    mask = np.any(rgb != 240, axis=2)
+    regions = [_square(128, 128, 448, 448), _square(576, 576, 960, 896),
+               _square(640, 96, 656, 112)]  # the third: 8 drawing px, too small for its tag
+    out = overlay_image(rgb, mask, DS, regions, np.zeros((0, 2)), 256, min_side=512,
+                        max_side=512)[:512]
+    white = np.all(out == 255, axis=2).astype(np.uint8)
+    white = cv2.morphologyEx(white, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))  # glyph gaps
+    n, _, stats, _ = cv2.connectedComponentsWithStats(white)
+    tags = sorted(stats[1:, :4].tolist(), key=lambda t: (t[1], t[0]))  # x, y, w, h; by top
+    assert n - 1 == 3, tags
+    small, a, b = tags  # level-0 / 2 = drawing px
+    assert 64 < a[0] < 80 and 64 < a[1] <= 72 and a[0] + a[2] < 224  # inside A, under its top
+    assert 288 < b[0] < 300 and 288 < b[1] <= 296 and b[0] + b[2] < 480
+    assert small[1] + small[3] <= 48 and small[0] < 324 < small[0] + small[2]  # above the dot
+    # the tags carry different ids: dark glyph pixels in different places
+    ink = [np.any(out[t[1] : t[1] + 12, t[0] : t[0] + 8] < 120, axis=2) for t in (a, b)]
+    assert ink[0].any() and ink[1].any() and (ink[0] != ink[1]).any()
+
+
 def test_contact_sheet_top_and_bottom(tmp_path):
     rng = np.random.default_rng(0)
     arr = np.full((512, 1024, 3), 255, np.uint8)
