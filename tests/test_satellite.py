@@ -72,14 +72,56 @@ def test_bad_plugin_setting_is_one_line_config_error(sat: Path) -> None:
 # ----------------------------------------------------------------------------- reader
 
 
-def test_open_image_routes_by_domain(sat: Path) -> None:
-    with open_image(sat / COG, domain="satellite") as img:
-        assert isinstance(img, RasterioImage)
-    for domain in (None, "pathology"):  # pathology TIFFs never go through rasterio
+def test_open_image_routes_by_domain(sat: Path, pathology_dir: Path) -> None:
+    for domain in ("satellite", None):  # with no domain, a GeoTIFF goes to rasterio
         with open_image(sat / COG, domain=domain) as img:
+            assert isinstance(img, RasterioImage)
+    for domain in ("pathology", "metal_surface"):  # another domain named: not ours
+        with open_image(sat / COG, domain=domain) as img:
+            assert not isinstance(img, RasterioImage)
+    for slide in ("CMU-1-Small-Region.svs", "CMU-1-Small-Region.generic-pyramid.tiff"):
+        with open_image(pathology_dir / slide) as img:  # plain TIFFs never go through rasterio
             assert not isinstance(img, RasterioImage)
     with open_image(sat / COG, reader="rasterio") as img:
         assert isinstance(img, RasterioImage)
+
+
+def test_geotiffs_are_told_by_their_header(sat: Path, pathology_dir: Path, tmp_path: Path) -> None:
+    from gigapatch_satellite import is_geotiff
+
+    for name in (BYTE, COG, LC08, RGBN):
+        assert is_geotiff(sat / name), name
+    for name in ("CMU-1-Small-Region.svs", "CMU-1-Small-Region.generic-pyramid.tiff",
+                 "CMU-1-Small-Region.pyramid.ome.tiff", "kidney-48-5.tif"):
+        assert not is_geotiff(pathology_dir / name), name
+    big = tmp_path / "big.tif"  # BigTIFF, with and without georeferencing
+    with rasterio.open(big, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=rasterio.transform.Affine(1, 0, 0, 0, -1, 64),
+                       BIGTIFF="YES") as ds:
+        ds.write(np.ones((1, 64, 64), np.uint8))
+    assert big.read_bytes()[2] == 43 and is_geotiff(big)
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "plain-big.tif", np.ones((64, 64), np.uint8), bigtiff=True)
+    assert not is_geotiff(tmp_path / "plain-big.tif")
+    for name, data in (("png.tif", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64), ("short.tif", b"II*\x00"),
+                       ("offset.tif", b"II*\x00\xff\xff\xff\x7f" + b"\x00" * 64)):
+        (tmp_path / name).write_bytes(data)
+        assert not is_geotiff(tmp_path / name), name
+    assert not is_geotiff(tmp_path / "missing.tif")
+
+
+def test_a_georeferenced_raster_claims_the_satellite_domain(sat: Path, pathology_dir: Path) -> None:
+    from gigapatch.plugin.manager import image_domain
+
+    with open_image(sat / COG) as img:
+        assert image_domain(img) == "satellite"
+    with open_image(pathology_dir / "CMU-1-Small-Region.svs") as img:
+        assert image_domain(img) == "pathology"
+    # rasterio forced onto a file without a CRS: not a satellite scene
+    with open_image(pathology_dir / "CMU-1-Small-Region.generic-pyramid.tiff",
+                    reader="rasterio") as img:
+        assert img.crs is None and image_domain(img) != "satellite"
 
 
 def test_broken_files_are_one_line_image_errors(tmp_path: Path, sat: Path) -> None:

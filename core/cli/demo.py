@@ -29,8 +29,8 @@ def demo(
     if paths is None:
         raise ConfigError(f"domain {domain!r} has no demo" if domain else "no plugin offers a demo")
     shown = rich_console(stderr=False)
-    shown.print(f"demo image: {paths['image']}", highlight=False)
+    shown.print(f"demo image: {paths['image']}", highlight=False, soft_wrap=True)
     for key, value in paths.items():
         if key not in ("image", "n_patches"):
-            shown.print(f"{key:>8}: {value}", highlight=False)
+            shown.print(f"{key:>8}: {value}", highlight=False, soft_wrap=True)
     shown.print(f"{paths['n_patches']} patches kept", highlight=False)

@@ -7,7 +7,9 @@ through the ``gigapatch`` entry-point group. It provides
 * :func:`metal_mask`: metal vs a dark (or bright) scanner background by Otsu on blurred grey,
   or all metal when the grey levels do not split;
 * per-patch ``defect`` (and ``local_contrast``) scores from full-resolution patches;
-* Pascal-VOC boxes: :func:`read_voc_boxes`, :func:`box_labels`, :func:`box_overlap`.
+* Pascal-VOC boxes: :func:`read_voc_boxes`, :func:`box_labels`, :func:`box_overlap`;
+* ``gigapatch demo --domain metal_surface``: a synthetic steel strip with defects at known
+  boxes (:mod:`.synth`), tiled.
 
 No images ship with the package: the NEU-DET test images have no open licence.
 """
@@ -19,6 +21,7 @@ from typing import Any
 from gigapatch import __version__ as __version__  # the distribution's version: one place
 
 from .defects import defect_scores, gigapatch_score_patches, local_contrast, relative_defect  # noqa: F401
+from .demo import gigapatch_demo  # noqa: F401
 from .domain import gigapatch_domains  # noqa: F401
 from .mask import gigapatch_foreground_mask, metal_mask, otsu_split, to_grey  # noqa: F401
 from .settings import MetalSettings

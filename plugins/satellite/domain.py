@@ -1,4 +1,4 @@
-"""Declares the ``satellite`` domain and its default config."""
+"""Declares the ``satellite`` domain and its default config, and claims georeferenced rasters."""
 
 from __future__ import annotations
 
@@ -19,3 +19,17 @@ def gigapatch_domains() -> list[dict[str, Any]]:
             "config": DEFAULTS,
         }
     ]
+
+
+@hookimpl(tryfirst=True)
+def gigapatch_image_domain(image: Any) -> str | None:
+    """A raster rasterio opened (a :class:`RasterioImage`) that has a CRS is a satellite scene.
+
+    First among the claims: a georeferenced raster is unambiguous, whereas other domains' signals
+    (a file vendor, a resolution) may also fit it.
+    """
+    from .reader import RasterioImage
+
+    if isinstance(image, RasterioImage) and image.crs is not None:
+        return "satellite"
+    return None
