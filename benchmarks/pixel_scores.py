@@ -32,7 +32,7 @@ def main() -> int:
 
     from gigapatch import open_image
     from gigapatch.tiling.score import sharpness_batch
-    from gigapatch_pathology.artefacts import block_focus
+    from gigapatch_pathology.focus import block_focus
 
     with open_image(SLIDE) as img:
         w, h = img.dimensions

@@ -8,8 +8,9 @@ import pluggy
 import pytest
 
 from gigapatch import ArrayImage, ConfigError, load_config
-from gigapatch_pathology import artefacts, learned, tissue
-from gigapatch_pathology.artefacts import block_focus, blur_fraction, pen_mask
+from gigapatch_pathology import ink, learned, scores, tissue
+from gigapatch_pathology.focus import block_focus, blur_fraction
+from gigapatch_pathology.ink import pen_mask
 from gigapatch_pathology.learned import learned_mask, pixel_features, save_pixel_classifier
 from gigapatch_pathology.synth import synthetic_slide
 from gigapatch_pathology.tissue import tissue_mask
@@ -119,8 +120,8 @@ def _context(domain: str, rgb: np.ndarray, **cfg_overrides):
 def test_hooks_decline_other_domains():
     rgb = np.full((20, 20, 3), 240, np.uint8)
     assert tissue.gigapatch_foreground_mask(rgb=rgb, context=_context("satellite", rgb)) is None
-    assert artefacts.gigapatch_exclusion_masks(rgb=rgb, context=_context("generic", rgb)) is None
-    out = artefacts.gigapatch_exclusion_masks(rgb=rgb, context=_context("pathology", rgb))
+    assert ink.gigapatch_exclusion_masks(rgb=rgb, context=_context("generic", rgb)) is None
+    out = ink.gigapatch_exclusion_masks(rgb=rgb, context=_context("pathology", rgb))
     assert set(out) == {"pen"} and out["pen"].shape == (20, 20)
 
 
@@ -162,7 +163,7 @@ def test_near_opaque_ink_is_pen_whatever_its_residual_hue():
     assert not p[58:82].any()
 
 
-def test_black_ink_over_strongly_stained_tissue_is_followed_from_the_glass():
+def test_black_ink_over_strongly_stained_tissue_is_followed_from_the_glass(monkeypatch):
     # moderate black ink over eosin-rich tissue keeps the stain's colour (no neutral rule holds);
     # its density above the slide's tissue is grey, where a fold (the stain doubled) is not
     rng = np.random.default_rng(1)
@@ -176,14 +177,8 @@ def test_black_ink_over_strongly_stained_tissue_is_followed_from_the_glass():
     p = pen_mask(rgb)
     assert p[42:68, 62:198].mean() > 0.95  # over tissue
     assert not p[95:135, 145:225].any()  # the fold
-    old = artefacts.EXCESS_OD
-    try:  # without the rule, only the stroke on the glass is found
-        artefacts.EXCESS_OD = 99.0
-        other = rgb.copy()
-        other[0, 0, 0] ^= 1  # another view (pen_mask remembers the last one)
-        assert pen_mask(other)[42:68, 62:198].mean() < 0.2
-    finally:
-        artefacts.EXCESS_OD = old
+    monkeypatch.setattr(ink, "EXCESS_OD", 99.0)  # without the rule, only the stroke on the glass
+    assert pen_mask(rgb)[42:68, 62:198].mean() < 0.2
 
 
 def test_pen_colours_are_configurable():
@@ -288,26 +283,17 @@ def test_score_hook_adds_blur_and_fractions():
 
     ctx.pixels = batched_pixel_scores(
         img, coords, geom,
-        lambda b, c: artefacts.gigapatch_score_pixels(patches=b, coords=c, context=ctx),
+        lambda b, c: scores.gigapatch_score_pixels(patches=b, coords=c, context=ctx),
         with_coords=True,
     )
     assert ctx.pixels["block_focus"].shape == (len(coords), 4, 4)
-    out = artefacts.gigapatch_score_patches(coords=coords, context=ctx)
+    out = scores.gigapatch_score_patches(coords=coords, context=ctx)
     assert {"blur", "white", "dark", "grey"} <= set(out)
     blurred = coords[:, 0] >= 1024
     assert (out["blur"][blurred] >= 0.5).all() and (out["blur"][~blurred] < 0.5).all()
     assert np.allclose(out["white"], 0)
     ctx.config = load_config("satellite")
-    assert artefacts.gigapatch_score_patches(coords=coords, context=ctx) is None
-    assert artefacts.gigapatch_score_pixels(patches=np.zeros((1, 256, 256, 3), np.uint8),
-                                            coords=coords[:1], context=ctx) is None
+    assert scores.gigapatch_score_patches(coords=coords, context=ctx) is None
+    assert scores.gigapatch_score_pixels(patches=np.zeros((1, 256, 256, 3), np.uint8),
+                                         coords=coords[:1], context=ctx) is None
 
-
-def test_percentile_matches_numpy():
-    from gigapatch_pathology.view import percentile
-
-    rng = np.random.default_rng(0)
-    for n in (1, 2, 7, 1000, 12345):
-        v = rng.normal(size=n).astype(np.float32)
-        for q in (0, 10, 50, 90, 100):
-            assert percentile(v, q) == pytest.approx(float(np.percentile(v, q)), abs=1e-6)

@@ -1,5 +1,5 @@
 """The lean mask path: banded passes give the numbers of whole-image ones, memory stays a few
-bytes per mask pixel, and the per-view caches see changed pixels."""
+bytes per mask pixel, and what the hooks of one image share stays with that image."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from gigapatch import ArrayImage
+from gigapatch import ArrayImage, ImageContext, load_config
 from gigapatch.io import image as image_module
 from gigapatch.tiling.segment import _closure_grid
-from gigapatch_pathology import artefacts, tissue
+from gigapatch_pathology import ink, tissue
 from gigapatch_pathology import view as viewmod
 from gigapatch_pathology.synth import synthetic_slide
 
@@ -27,20 +27,16 @@ def view() -> np.ndarray:
     return img.read_level_downsampled(8)
 
 
-def _fresh(rgb: np.ndarray) -> np.ndarray:
-    return rgb.copy()  # new pixels object: the caches key read-only arrays by identity
-
-
 def test_banding_does_not_change_the_masks(view, monkeypatch):
     """Bands of a few rows (medians, Gaussian sums, hysteresis across band seams) give the
     masks of one band covering the whole view."""
     whole_band = 1 << 30
     monkeypatch.setattr(viewmod, "BAND_PIXELS", whole_band)
-    t1, p1 = tissue.tissue_mask(_fresh(view)), artefacts.pen_mask(_fresh(view))
-    ch1 = viewmod._sat_grey(_fresh(view))
+    t1, p1 = tissue.tissue_mask(view), ink.pen_mask(view)
+    ch1 = viewmod.sat_grey(view)
     monkeypatch.setattr(viewmod, "BAND_PIXELS", 3000)  # ~3 rows per band
-    t2, p2 = tissue.tissue_mask(_fresh(view)), artefacts.pen_mask(_fresh(view))
-    ch2 = viewmod._sat_grey(_fresh(view))
+    t2, p2 = tissue.tissue_mask(view), ink.pen_mask(view)
+    ch2 = viewmod.sat_grey(view)
     assert p1.any() and t1.mean() > 0.05  # the slide has ink and tissue
     assert np.array_equal(t1, t2)
     assert np.array_equal(p1, p2)
@@ -49,8 +45,8 @@ def test_banding_does_not_change_the_masks(view, monkeypatch):
 
 
 def test_sat_grey_match_the_whole_view_formulas(view):
-    """_sat_grey: balanced median-filtered planes, computed here on the whole view at once."""
-    sat, grey = viewmod._sat_grey(_fresh(view))
+    """sat_grey: balanced median-filtered planes, computed here on the whole view at once."""
+    sat, grey = viewmod.sat_grey(view)
     a = cv2.medianBlur(view, 3)
     f = a.astype(np.float32) * (255.0 / viewmod.glass_rgb(a))
     mx, mn = f.max(axis=2), f.min(axis=2)
@@ -58,11 +54,24 @@ def test_sat_grey_match_the_whole_view_formulas(view):
     assert np.array_equal(grey, f @ np.array([0.299, 0.587, 0.114], np.float32))
 
 
+@pytest.mark.parametrize("samples, band", [(2.5e5, 1 << 15), (1e4, 3000)])
+def test_glass_saturation_from_samples_is_that_of_the_whole_planes(view, monkeypatch, samples, band):
+    """The banded pass over the sampled pixels only (the pixel-tissue thresholds) gives the glass
+    saturation of the whole planes, also when the sample grid straddles the band seams."""
+    monkeypatch.setattr(viewmod, "GLASS_SAMPLES", samples)
+    monkeypatch.setattr(viewmod, "BAND_PIXELS", band)
+    glass = viewmod.view_glass(view)
+    sat, grey = viewmod.sat_grey(view, glass)
+    assert viewmod.glass_step(*sat.shape) == (1 if samples > 1e5 else 8)
+    whole = viewmod.glass_saturation(sat * 255.0, grey)
+    assert 0 < whole < 40
+    assert viewmod.view_glass_saturation(view, glass) == whole
+
+
 def test_trim_edges_matches_whole_image_gaussians(view):
     """The banded, column-cropped Gaussian sums drop the pixels the whole-image ones do."""
-    rgb = _fresh(view)
-    mask = tissue.tissue_mask(rgb, edge_ratio=0)
-    sat = viewmod._sat_grey(rgb)[0] * 255.0
+    mask = tissue.tissue_mask(view, edge_ratio=0)
+    sat = viewmod.sat_grey(view)[0] * 255.0
     interior = cv2.erode(mask.view(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
     edge = mask & (interior == 0)
     wsum = cv2.GaussianBlur(interior, (0, 0), 4.0)
@@ -80,9 +89,9 @@ def test_otsu_from_histogram_equals_otsu_of_values():
     for _ in range(20):
         v = np.concatenate([rng.normal(rng.uniform(0, 80), 8, 500), rng.normal(rng.uniform(90, 200), 20, 300)])
         v = np.clip(v, 0, 255).astype(np.uint8)
-        assert tissue._otsu_hist(np.bincount(v, minlength=256)) == tissue._otsu(v)
-    assert tissue._otsu_hist(np.bincount(np.full(7, 42, np.uint8), minlength=256)) == 42.0
-    assert tissue._otsu_hist(np.zeros(256, np.int64)) == 0.0
+        assert tissue.otsu_from_histogram(np.bincount(v, minlength=256)) == tissue.otsu_threshold(v)
+    assert tissue.otsu_from_histogram(np.bincount(np.full(7, 42, np.uint8), minlength=256)) == 42.0
+    assert tissue.otsu_from_histogram(np.zeros(256, np.int64)) == 0.0
 
 
 def test_closure_grid_is_the_dilated_pixel_cells():
@@ -98,7 +107,7 @@ def test_closure_grid_is_the_dilated_pixel_cells():
 def test_tissue_mask_memory_is_a_few_bytes_per_pixel(view):
     """Peak of tissue + pen masks beyond the view: ~11-15 bytes per pixel (float32 saturation and
     grey subsample, int32 labels, bool planes), not the ~60 of whole-image float temporaries."""
-    rgb = _fresh(view)
+    rgb = view
     tissue.tissue_mask(rgb[:8])  # imports and first-call allocations out of the measurement
     tracemalloc.start()
     try:
@@ -112,24 +121,25 @@ def test_tissue_mask_memory_is_a_few_bytes_per_pixel(view):
     assert peak / m.size < 16, f"{peak / m.size:.1f} bytes per pixel"
 
 
-def test_cache_sees_changed_pixels_and_skips_frozen_views(view, monkeypatch):
-    rgb = _fresh(view)
-    ink = artefacts.pen_mask(rgb)
-    assert ink.any() and not ink.flags.writeable
-    rgb[ink] = 235  # paint the ink over with glass: a writeable array is hashed again
-    assert not artefacts.pen_mask(rgb).any()
-    frozen = _fresh(view)
-    frozen.setflags(write=False)
-    first = artefacts.pen_mask(frozen)
-    calls = []
-    monkeypatch.setattr(viewmod, "_digest", lambda *a: calls.append(1) or None)
-    assert artefacts.pen_mask(frozen) is first  # same read-only object: no second hash
-    assert artefacts.pen_mask(frozen, ("blue",)) is not first  # other arguments: recomputed
-    assert not calls
-    monkeypatch.undo()
-    frozen.setflags(write=True)  # writeable again: hashed, so a change is seen
-    frozen[first] = 235
-    assert not artefacts.pen_mask(frozen).any()
+def test_view_stats_are_per_image_and_shared_by_the_hooks(view):
+    """The tissue hook finds the ink on its way and the pen hook of the same image takes it from
+    the context; another image (another context) finds its own, and a bare call looks at the
+    pixels it is given."""
+    cfg = load_config("pathology")
+    rgb = view.copy()
+    rgb.setflags(write=False)
+    ctx = ImageContext(image=ArrayImage(rgb), config=cfg, rgb=rgb)
+    tissue.gigapatch_foreground_mask(rgb=rgb, context=ctx)
+    (found,) = ctx.plugin_cache("pathology")["view"].inks.values()
+    assert found.any() and not found.flags.writeable
+    assert ink.gigapatch_exclusion_masks(rgb=rgb, context=ctx)["pen"] is found  # not found again
+    assert np.array_equal(found, ink.pen_mask(view))  # the ink a bare call finds
+    painted = view.copy()
+    painted[found] = 235  # the ink painted over with glass
+    other = ImageContext(image=ArrayImage(painted), config=cfg, rgb=painted)
+    assert not ink.gigapatch_exclusion_masks(rgb=painted, context=other)["pen"].any()
+    assert not ink.pen_mask(painted).any()
+    assert ink.gigapatch_exclusion_masks(rgb=rgb, context=ctx)["pen"] is found
 
 
 def test_read_level_downsampled_bands_copy_the_stored_level(monkeypatch):
@@ -145,23 +155,6 @@ def test_read_level_downsampled_bands_copy_the_stored_level(monkeypatch):
     monkeypatch.setattr(image_module, "RESIZE_BAND_BYTES", 1e9)
     out = img.read_level_downsampled(5.0)
     assert np.array_equal(out, cv2.resize(level, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA))
-
-
-def test_median_and_percentile_without_copies_match_numpy(monkeypatch):
-    monkeypatch.setattr(viewmod, "SMALL_PERCENTILE", 0)  # the histogram path at every size
-    rng = np.random.default_rng(3)
-    for n in (1, 2, 3, 10, 1001, 70_000):
-        for dt in (np.float32, np.uint8):
-            v = (rng.random(n) * 255).astype(dt)
-            assert viewmod._median(v) == float(np.median(v))
-        g = (rng.random(n) * 255).astype(np.float32)
-        g[: n // 3] = 231.5  # a plateau, as glass makes
-        if n > 4:
-            g[1] = -0.0
-        before = g.copy()
-        for q in (10, 50, 90):
-            assert viewmod._percentile_nonneg(g, q) == viewmod.percentile(g, q)
-        assert np.array_equal(g, before)  # neither copied nor reordered
 
 
 @pytest.mark.parametrize("compression", [None, "jpeg"])

@@ -11,6 +11,7 @@ import pytest
 
 from gigapatch import load_config, mask_fraction, tile_image
 from gigapatch_pathology import pixel_tissue as pt
+from gigapatch_pathology.components import drop_specks
 from gigapatch_pathology.synth import synthetic_slide
 
 TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
@@ -169,6 +170,6 @@ def test_drop_specks_keeps_strokes_not_dust():
     m[10:14, 5:75] = True  # a stroke: 280 px
     m[40:45, 40:45] = True  # a speck: 25 px
     m[50, 10] = True
-    out = pt.drop_specks(m, 30)
+    out = drop_specks(m, 30)
     assert out[10:14, 5:75].all() and out.sum() == 280
-    assert np.array_equal(pt.drop_specks(m, 1), m)
+    assert np.array_equal(drop_specks(m, 1), m)

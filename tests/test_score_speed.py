@@ -15,7 +15,7 @@ from gigapatch.config import PatchConfig
 from gigapatch.io.geometry import resolve_geometry
 from gigapatch.io.image import ArrayImage
 from gigapatch.tiling.score import _bin2, _to_gray_batch, batched_pixel_scores, sharpness_batch
-from gigapatch_pathology.artefacts import block_focus
+from gigapatch_pathology.focus import block_focus
 
 CMU = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
 

@@ -39,6 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from .components import drop_specks
+from .ink import pen_evidence
+from .view import view_glass_saturation, view_stats
+
 #: working resolution, microns per pixel (4 x 4 binning of 0.5 um/px patches)
 WORK_UM = 2.0
 #: working bin (output px) when the patch mpp is unknown
@@ -107,7 +111,7 @@ def pixel_ink(f: np.ndarray, colors: tuple[str, ...], near_ink: np.ndarray | Non
               ink: np.ndarray | None) -> np.ndarray:
     """Marker ink at the working pixels: the low-resolution pen mask (``ink``), plus every pixel
     with black-ink colour (strong or weak evidence of
-    :func:`~gigapatch_pathology.artefacts.pen_mask`'s rules) within a few mask pixels of it
+    :func:`~gigapatch_pathology.ink.pen_mask`'s rules) within a few mask pixels of it
     (``near_ink``). Blue and green ink keep their hue over tissue at any resolution; black ink
     over dark tissue loses its neutral colour in the coarse view, so the mask misses stretches
     of a black stroke that the finer pixels still show.
@@ -122,14 +126,12 @@ def pixel_ink(f: np.ndarray, colors: tuple[str, ...], near_ink: np.ndarray | Non
     -------
     (N, k, k) bool.
     """
-    from .artefacts import _pen_evidence
-
     out = np.zeros(f.shape[:3], bool) if ink is None else ink.copy()
     if near_ink is None or "black" not in colors:
         return out
     near = np.flatnonzero(near_ink.reshape(len(f), -1).any(axis=1))  # patches next to ink
     if len(near):
-        strong, weak = _pen_evidence(f[near].reshape(-1, f.shape[2], 3), ("black",))
+        strong, weak = pen_evidence(f[near].reshape(-1, f.shape[2], 3), ("black",))
         out[near] |= (strong | weak).reshape(len(near), *f.shape[1:3]) & near_ink[near]
     return out
 
@@ -153,19 +155,6 @@ def close_stack(maps: np.ndarray, radius: int) -> np.ndarray:
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     t = cv2.erode(cv2.dilate(tall, k), k)
     return t.reshape(n, h + 2 * g, w + 2 * g)[:, g : g + h, g : g + w].astype(bool)
-
-
-def drop_specks(mask: np.ndarray, min_area: float) -> np.ndarray:
-    """(h, w) bool mask without its 8-connected components smaller than ``min_area`` px."""
-    import cv2
-
-    m = np.ascontiguousarray(mask, bool)
-    if not m.any() or min_area <= 1:
-        return m
-    _n, labels, stats, _ = cv2.connectedComponentsWithStats(m.view(np.uint8), connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= min_area
-    keep[0] = False
-    return keep[labels]
 
 
 def sample_mask(mask: np.ndarray, mask_ds: float, coords: np.ndarray, size_level0: float,
@@ -224,19 +213,15 @@ def slide_reference(context: Any) -> dict[str, Any]:
     """The slide-level numbers the pixel measure needs, computed once per slide and kept in
     ``context.plugin_cache("pathology")["pixel_tissue"]``: glass colour, stain thresholds, working bin, microns per
     output pixel, the grown tissue mask (``near``, None without annotations), the pen mask
-    without specks (``ink``, :func:`drop_specks`) and grown (``near_ink``), None without one."""
+    without specks (``ink``,
+    :func:`~gigapatch_pathology.components.drop_specks`) and grown (``near_ink``), None without one."""
     cache = context.plugin_cache("pathology")
     ref = cache.get("pixel_tissue")
     if ref is not None:
         return ref
     import cv2
 
-    from . import view
-    from .tissue import glass_saturation
-
-    # the channels (and their glass colour) the tissue and score hooks compute for this view
-    sat, grey = view._sat_grey(context.rgb)
-    glass = view._glass(context.rgb)
+    glass = view_stats(context).glass  # the glass colour the tissue and ink masks balance on
     geom = context.geometry
     bin_px = working_bin(int(geom.size), getattr(geom, "effective_mpp", None))
     near = None
@@ -255,7 +240,7 @@ def slide_reference(context: Any) -> dict[str, Any]:
         "near": near,
         "near_ink": near_ink,
         "glass": glass,
-        "thresholds": glass_saturation(sat * 255.0, grey) + np.asarray(LADDER, np.float32),
+        "thresholds": view_glass_saturation(context.rgb, glass) + np.asarray(LADDER, np.float32),
         "bin": bin_px,
         "um_per_px": getattr(geom, "effective_mpp", None) or WORK_UM / DEFAULT_BIN,
     }
@@ -271,7 +256,7 @@ def score_batch(patches: np.ndarray, coords: np.ndarray | None, context: Any,
     ----------
     patches : (B, s, s, 3) uint8 at the output geometry.
     coords : (B, 2) their level-0 x, y (None: the slide's masks cannot be used).
-    context : the run's :class:`gigapatch.ScoreContext`.
+    context : the image's :class:`gigapatch.ImageContext`.
     colors : marker inks looked for on the pixels.
 
     Returns
@@ -333,7 +318,6 @@ __all__ = [
     "balanced_bins",
     "calibrated_tissue",
     "close_stack",
-    "drop_specks",
     "pixel_ink",
     "sample_mask",
     "saturation",

@@ -5,7 +5,7 @@ TIFF, so the hook declines those (returns None) whenever the core can decode the
 everything else OpenSlide recognises (Hamamatsu NDPI/VMS, MIRAX, Leica SCN, Philips TIFF,
 Ventana BIF, DICOM, Sakura, Zeiss...). Plain PNG / JPEG / BMP files and TIFFs without any
 other OpenSlide vendor's marks are declined from their first bytes and tags alone
-(:func:`core_reads`), so a run on them never imports OpenSlide (~25 ms of start-up with PIL).
+(:func:`core_reads`), so a run on them never imports OpenSlide.
 ``READERS`` lets ``open_image(path, reader="openslide")`` force OpenSlide for any file, TIFF
 included, without the core importing this plugin.
 """

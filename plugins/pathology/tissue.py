@@ -9,7 +9,7 @@ Starts from gigapatch's Otsu-on-saturation idea and fixes what goes wrong on rea
   because the strong threshold is capped a fixed margin above the glass, not left at Otsu's
   split between glass and the darkest tissue;
 - grey dust and dark debris: never tissue (unsaturated, or darker than stained tissue gets);
-- marker ink: removed (see :func:`gigapatch_pathology.artefacts.pen_mask`).
+- marker ink: removed (see :func:`gigapatch_pathology.ink.pen_mask`).
 """
 
 from __future__ import annotations
@@ -21,38 +21,29 @@ import numpy as np
 from gigapatch import hookimpl
 
 from . import view
-from .artefacts import (
+from .components import hysteresis
+from .ink import (
+    DEFAULT_MIN_AREA,
     DEFAULT_PEN_COLORS,
-    _pen_evidence,
-    _pen_from_evidence,
-    _tissue_od,
-    pen_mask,
+    DEFAULT_PEN_GROW,
+    ink_key,
+    pen_evidence,
+    pen_from_evidence,
+    remember_ink,
 )
 from .settings import settings
 from .view import (
-    _GREY,
-    GLASS_SAMPLES,
-    _bands,
-    _glass,
-    _hysteresis,
-    _max_min_sat,
-    _median,
-    _percentile_nonneg,
-    _view_bands,
+    GREY_WEIGHTS,
+    ViewStats,
+    bands,
+    glass_saturation,
+    glass_step,
+    max_min_sat,
+    view_bands,
+    view_stats,
 )
 
 DOMAINS = ("pathology",)
-
-
-def glass_saturation(sat: np.ndarray, grey: np.ndarray) -> float:
-    """Saturation level (0-255) of the glass: median over the brightest 10 % of pixels
-    (clamped to 0-40, so a slide filled with tissue does not raise it past tissue)."""
-    if sat.size == 0:
-        return 0.0
-    step = max(1, int(np.sqrt(sat.size / GLASS_SAMPLES)))
-    sat, grey = sat[::step, ::step], grey[::step, ::step]
-    bright = grey >= _percentile_nonneg(grey, 90)
-    return float(np.clip(_median(sat[bright]), 0, 40))
 
 
 def tissue_mask(
@@ -65,12 +56,13 @@ def tissue_mask(
     dark_grey: float = 45.0,
     edge_ratio: float = 0.5,
     pen_colors: tuple[str, ...] = DEFAULT_PEN_COLORS,
+    stats: ViewStats | None = None,
 ) -> np.ndarray:
     """Tissue mask of a low-resolution RGB view of an H&E or IHC slide.
 
     Steps (saturation ``S`` on 0-255, grey = luma, after a 3 x 3 median):
 
-    1. ``g`` = glass saturation (:func:`glass_saturation`); ``t`` = Otsu's threshold of ``S``
+    1. ``g`` = glass saturation (:func:`~gigapatch_pathology.view.glass_saturation`); ``t`` = Otsu's threshold of ``S``
        over non-ink pixels, clipped to ``[min_threshold, g + strong_margin]``;
     2. strong pixels: ``S > t``; weak pixels: ``S > max(g + weak_margin, t / 2)``; both with
        ``grey <= max_brightness``, not ink, and not dark debris (``grey < dark_grey`` with
@@ -87,7 +79,10 @@ def tissue_mask(
     strong_margin, weak_margin : thresholds above the glass saturation level.
     dark_grey : grey level below which unsaturated pixels are debris, not tissue.
     edge_ratio : see step 4 (0 = keep every edge pixel).
-    pen_colors : inks removed (see :func:`~gigapatch_pathology.artefacts.pen_mask`).
+    pen_colors : inks removed (see :func:`~gigapatch_pathology.ink.pen_mask`).
+    stats : the view's shared figures (:func:`~gigapatch_pathology.view.view_stats`): its
+        glass colour and tissue density, and the ink, which is looked up there or, when found
+        on the way, remembered; computed afresh when None.
 
     Returns
     -------
@@ -99,28 +94,64 @@ def tissue_mask(
     h, w = a.shape[:2]
     if h == 0 or w == 0:
         return np.zeros((h, w), bool)
-    _glass(a)  # the glass colour first: its temporaries are the larger ones
+    s = ViewStats(a) if stats is None else stats
     colors = tuple(pen_colors)
-    ink = None
-    if colors:  # the ink, when pen_mask has it for this view; else found in the pass below
-        pen_key, ink = pen_mask.lookup(a, colors)
-    # one banded pass: saturation (float32, kept for the thresholds and trim_edges), the
-    # brightness/debris test (bool), the ink evidence, and the subsample glass_saturation looks
-    # at; no other full-size array
-    step = max(1, int(np.sqrt(h * w / GLASS_SAMPLES)))  # glass_saturation's subsample
+    key = ink_key(colors, DEFAULT_MIN_AREA, DEFAULT_PEN_GROW)
+    ink = s.inks.get(key) if colors else None  # the ink when pen_mask found it already
+    sat, ok, g, evidence = _tissue_planes(a, s, colors if ink is None else (), max_brightness,
+                                          dark_grey)
+    if evidence is not None:  # found on the way, with pen_mask's defaults: kept for the pen hook
+        ink = remember_ink(s, key, pen_from_evidence(*evidence, DEFAULT_MIN_AREA, DEFAULT_PEN_GROW))
+        del evidence
+    if ink is not None and not ink.any():
+        ink = None
+    # not ink; Otsu's histogram of the saturation of everything else
+    hist = np.zeros(256, np.int64)
+    for y0, y1 in bands(h, w):
+        sb = sat[y0:y1]
+        if ink is not None:
+            clean = ~ink[y0:y1]
+            ok[y0:y1] &= clean
+            sb = sb[clean]
+        hist += np.bincount(np.round(sb).astype(np.uint8).ravel(), minlength=256)
+    t = float(np.clip(otsu_from_histogram(hist), min_threshold, max(min_threshold, g + strong_margin)))
+    mask = _hysteresis_mask(sat, ok, t, max(g + weak_margin, t / 2.0))
+    if mask is not None and edge_ratio > 0:
+        mask = trim_edges(mask, sat, edge_ratio)
+    return np.zeros((h, w), bool) if mask is None else mask
+
+
+def _tissue_planes(
+    a: np.ndarray, stats: ViewStats, ink_colors: tuple[str, ...], max_brightness: float,
+    dark_grey: float,
+) -> tuple[np.ndarray, np.ndarray, float, tuple[np.ndarray, np.ndarray] | None]:
+    """One banded pass over the balanced view ``a`` (h, w, 3) uint8 for :func:`tissue_mask`.
+
+    Returns
+    -------
+    sat : (h, w) float32 saturation on 0-255.
+    ok : (h, w) bool, not glass (``grey <= max_brightness``) and not dark debris.
+    g : the glass saturation (:func:`~gigapatch_pathology.view.glass_saturation`), from the
+        subsample it looks at (no full-size grey plane).
+    evidence : strong and weak (h, w) bool ink evidence of ``ink_colors``, None without colours.
+    """
+    glass = stats.glass  # before the planes below: its temporaries are the larger ones
+    h, w = a.shape[:2]
+    step = glass_step(h, w)  # glass_saturation's subsample
     sat = np.empty((h, w), np.float32)
     ok = np.empty((h, w), bool)
     grey_sub = np.empty((-(-h // step), -(-w // step)), np.float32)
-    find_ink = bool(colors) and ink is None
-    if find_ink:
-        strong_ink, weak_ink = np.empty((h, w), bool), np.empty((h, w), bool)
-        ref = _tissue_od(a) if "black" in colors else None  # as pen_mask does
-    for y0, y1, f in _view_bands(a):
-        mms = _max_min_sat(f)
-        if find_ink:
-            strong_ink[y0:y1], weak_ink[y0:y1] = _pen_evidence(f, colors, mms, ref)
+    evidence = ref = None
+    if ink_colors:
+        evidence = np.empty((h, w), bool), np.empty((h, w), bool)
+        if "black" in ink_colors:  # as pen_mask does
+            ref = stats.tissue_od
+    for y0, y1, f in view_bands(a, glass):
+        mms = max_min_sat(f)
+        if evidence is not None:
+            evidence[0][y0:y1], evidence[1][y0:y1] = pen_evidence(f, ink_colors, mms, ref)
         s = mms[2]
-        grey = f @ _GREY
+        grey = f @ GREY_WEIGHTS
         s *= 255.0
         del f, mms
         sat[y0:y1] = s
@@ -129,39 +160,23 @@ def tissue_mask(
         o &= ~((grey < dark_grey) & (s < 0.3 * 255))  # black and unsaturated: not stain
         r0 = (-y0) % step  # first row of the band on the subsample grid
         grey_sub[(y0 + r0) // step : -(-y1 // step)] = grey[r0::step, ::step]
-    g = glass_saturation(sat[::step, ::step], grey_sub)
-    del grey_sub
-    if find_ink:  # with pen_mask's defaults; remembered for the pen hook
-        kw = dict(pen_key[1])
-        ink = pen_mask.store(pen_key, _pen_from_evidence(strong_ink, weak_ink, kw["min_area"], kw["grow"]))
-        del strong_ink, weak_ink
-    # not ink; Otsu's histogram of the saturation of everything else
-    if ink is not None and not ink.any():
-        ink = None
-    hist = np.zeros(256, np.int64)
-    for y0, y1 in _bands(h, w):
-        s = sat[y0:y1]
-        if ink is not None:
-            clean = ~ink[y0:y1]
-            ok[y0:y1] &= clean
-            s = s[clean]
-        hist += np.bincount(np.round(s).astype(np.uint8).ravel(), minlength=256)
-    otsu = _otsu_hist(hist)
-    t = float(np.clip(otsu, min_threshold, max(min_threshold, g + strong_margin)))
-    weak_t = max(g + weak_margin, t / 2.0)
+    return sat, ok, glass_saturation(sat[::step, ::step], grey_sub), evidence
+
+
+def _hysteresis_mask(sat: np.ndarray, ok: np.ndarray, strong_t: float, weak_t: float) -> np.ndarray | None:
+    """The components of ``ok & (sat > weak_t)`` that hold a pixel of ``ok & (sat > strong_t)``
+    (written into ``ok``), or None when there is no such pixel."""
+    h, w = sat.shape
     # weak = ok & (sat > weak_t), in place; strong = ok & (sat > t) seeds the hysteresis
     # (strong pixels outside weak have no component: seeding from weak & (sat > t) is the same)
     any_strong = False
-    for y0, y1 in _bands(h, w):
+    for y0, y1 in bands(h, w):
         s, o = sat[y0:y1], ok[y0:y1]
-        any_strong = any_strong or bool((o & (s > t)).any())
+        any_strong = any_strong or bool((o & (s > strong_t)).any())
         o &= s > weak_t
     if not any_strong:
-        return np.zeros((h, w), bool)
-    mask = _hysteresis(ok, ((y0, y1, ok[y0:y1] & (sat[y0:y1] > t)) for y0, y1 in _bands(h, w)))
-    if edge_ratio > 0:
-        mask = trim_edges(mask, sat, edge_ratio)
-    return mask
+        return None
+    return hysteresis(ok, ((y0, y1, ok[y0:y1] & (sat[y0:y1] > strong_t)) for y0, y1 in bands(h, w)))
 
 
 def trim_edges(mask: np.ndarray, sat: np.ndarray, ratio: float, sigma: float = 4.0) -> np.ndarray:
@@ -222,18 +237,18 @@ def trim_edges(mask: np.ndarray, sat: np.ndarray, ratio: float, sigma: float = 4
     return out
 
 
-def _otsu_hist(hist: np.ndarray) -> float:
-    """:func:`_otsu` of the uint8 values counted in ``hist`` (256,); 0 when there are none."""
+def otsu_from_histogram(hist: np.ndarray) -> float:
+    """:func:`otsu_threshold` of the uint8 values counted in ``hist`` (256,); 0 when there are none."""
     nz = np.flatnonzero(hist)
     if len(nz) == 0:
         return 0.0
     if len(nz) == 1:
         return float(nz[0])
     # Otsu depends on the histogram only: give OpenCV the sorted values
-    return _otsu(np.repeat(np.arange(256, dtype=np.uint8), hist))
+    return otsu_threshold(np.repeat(np.arange(256, dtype=np.uint8), hist))
 
 
-def _otsu(values: np.ndarray) -> float:
+def otsu_threshold(values: np.ndarray) -> float:
     """Otsu's threshold of uint8 values (the value itself when they are all equal)."""
     import cv2
 
@@ -260,4 +275,5 @@ def gigapatch_foreground_mask(rgb: np.ndarray, context: Any) -> np.ndarray | Non
         max_brightness=m.max_brightness,
         dark_grey=max(float(m.min_brightness), s.dark_grey),
         pen_colors=tuple(s.pen_colors),
+        stats=view_stats(context, rgb),
     )
