@@ -151,3 +151,43 @@ def test_geojson_edit_drops_exactly_one_regions_patches(config, tmp_path: Path) 
     in_small = np.array([gone.contains(shapely.Point(x + 128, y + 128)) for x, y in ps.coords])
     assert in_small.sum() == 2
     assert {tuple(c) for c in ps2.coords.tolist()} == {tuple(c) for c in ps.coords[~in_small].tolist()}
+
+
+def test_plugin_columns_and_outputs_reach_every_file(config, tmp_path: Path) -> None:
+    """``gigapatch_patch_columns`` data keeps its dtype in the h5 and the table, is never a score,
+    and ``gigapatch_write_outputs`` files come back among the written paths."""
+    import csv
+
+    pm = gigapatch.get_plugin_manager()
+
+    class Columns:
+        @gigapatch.hookimpl
+        def gigapatch_patch_columns(self, coords, context):
+            x = coords[:, 0].astype(np.float64) + 0.123456789  # float64: kept exactly
+            return {"easting": x, "label": np.where(coords[:, 1] > 300, "low", "high")}
+
+        @gigapatch.hookimpl
+        def gigapatch_write_outputs(self, patchset, context, out_dir):
+            path = out_dir / f"{patchset.image_id}.labels.txt"
+            path.write_text("\n".join(patchset.columns["label"]))
+            return {"labels": path}
+
+    plugin = Columns()
+    pm.register(plugin, name="columns")
+    try:
+        img = ArrayImage(he_like(two_blobs_with_hole()), path=tmp_path / "blobs.png")
+        ps = tile_image(img, config, out_dir=tmp_path)
+    finally:
+        pm.unregister(plugin)
+    assert len(ps) > 0 and "easting" not in ps.scores
+    np.testing.assert_array_equal(ps.columns["easting"], ps.coords[:, 0] + 0.123456789)
+    back = PatchSet.read(tmp_path / "blobs.h5")
+    assert back.columns["easting"].dtype == np.float64
+    np.testing.assert_array_equal(back.columns["easting"], ps.columns["easting"])
+    assert back.columns["label"].tolist() == ps.columns["label"].tolist()
+    assert len(back.rejected_columns["label"]) == len(back.rejected_coords)
+    with open(tmp_path / "blobs.csv") as f:
+        rows = list(csv.DictReader(f))
+    kept = [r for r in rows if r["kept"] == "True"]
+    assert {r["label"] for r in kept} == set(ps.columns["label"].tolist())
+    assert (tmp_path / "blobs.labels.txt").read_text().split("\n") == ps.columns["label"].tolist()

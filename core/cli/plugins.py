@@ -24,3 +24,15 @@ def plugins() -> None:
     for name, info_ in sorted(list_domains().items()):
         d.add_row(name, info_.get("description", ""))
     out.print(d)
+    for name, info_ in sorted(list_domains().items()):
+        model = info_.get("settings")
+        if model is None:
+            continue
+        s = Table(title=f"plugin.{name} settings (--set plugin.{name}.KEY=VALUE)",
+                  title_justify="left")
+        for col in ("key", "default", "meaning"):
+            s.add_column(col)
+        for key, field in model.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            s.add_row(key, repr(default), field.description or "")
+        out.print(s)

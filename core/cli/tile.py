@@ -41,6 +41,9 @@ def tile(
     annotations: Annotated[Path | None, typer.Option(help="GeoJSON of regions to include/exclude")] = None,
     manifest: Annotated[Path | None, typer.Option(help="CSV: path[,slide_mpp] per image")] = None,
     workers: Annotated[int | None, typer.Option(help="reader threads")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="any config key, e.g. --set plugin.metal_surface.voc=true (repeatable; "
+        "`gigapatch plugins` lists each domain's settings)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
 ) -> None:
     """Tile images: mask, segment into regions, place patches in them, score, select; write coords
@@ -61,6 +64,7 @@ def tile(
     }
     if mpp is not None or magnification is not None:
         overrides["patch.level"] = None
+    overrides.update(parse_settings(set_ or []))
     recipe = ConfigRecipe(domain=domain, file=config, overrides=overrides)
     recipe.resolve(recipe.domain or "generic")  # a bad flag or file fails before any work
     per_image = read_manifest(manifest) if manifest else None
@@ -102,6 +106,24 @@ def tile(
               f"outputs in {out} (summary.csv)")
     if summary.n_errors:
         raise typer.Exit(2 if summary.n_errors == len(summary.results) else 1)
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[x, y]"]`` -> ``{"a.b": 1, "c": ["x", "y"]}`` (values read as YAML)."""
+    import yaml
+
+    from gigapatch.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. patch.size=512)")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+    return out
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,8 @@ On disk, per image (every file written to a temporary name, then renamed):
                           overlap, level0_width, level0_height, name, plus mpp, target_mpp,
                           effective_mpp, read_size, resize_factor, gigapatch_version, config_hash.
     ``region``            (N,) int32 region index of each kept patch (-1: none).
+    ``columns/<name>``    (N,) per-patch data that is not a score (a plugin's labels, bounds), at
+                          its own dtype; ``rejected/columns/<name>`` (M,).
     ``scores/<name>``     (N,) float32, one per score column (``foreground`` always).
     ``rejected/coords``   (M, 2) int64 candidates that were scored and dropped,
     ``rejected/reason``   (M,) str, why (e.g. ``"foreground"``, ``"pen"``, ``"keep"``, ``"top_n"``),
@@ -53,6 +55,8 @@ class PatchSet:
     regions : segmented regions (level-0 px), not stored in the h5 (see GeoJSON export).
     region_summary : one dict per region (``region``, ``area_level0``, ``n_patches``,
         ``coverage``).
+    columns : name -> (N,) per-patch data that is not a score (``gigapatch_patch_columns``);
+        rejected_columns : name -> (M,).
     """
 
     image_id: str
@@ -68,6 +72,8 @@ class PatchSet:
     region: np.ndarray | None = None
     rejected_region: np.ndarray | None = None
     region_summary: list[dict[str, Any]] = field(default_factory=list)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    rejected_columns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.coords = np.asarray(self.coords, dtype=np.int64).reshape(-1, 2)
@@ -78,7 +84,7 @@ class PatchSet:
             self.rejected_region = np.full(len(self.rejected_coords), -1, np.int32)
         self.region = np.asarray(self.region, np.int32).reshape(-1)
         self.rejected_region = np.asarray(self.rejected_region, np.int32).reshape(-1)
-        for name, col in self.scores.items():
+        for name, col in {**self.scores, **self.columns}.items():
             if len(col) != len(self.coords):
                 raise ValueError(f"score {name!r} has {len(col)} values for {len(self.coords)} patches")
 
@@ -91,7 +97,8 @@ class PatchSet:
 
     # ------------------------------------------------------------------ tables
     def table(self, include_rejected: bool = False) -> dict[str, np.ndarray]:
-        """Column dict: x, y, level, size, size_level0, region, kept, reason, then every score."""
+        """Column dict: x, y, level, size, size_level0, region, kept, reason, the plugins' columns,
+        then every score."""
         assert self.region is not None and self.rejected_region is not None
         n = len(self.coords)
         cols: dict[str, np.ndarray] = {
@@ -119,6 +126,8 @@ class PatchSet:
         if include_rejected:
             cols["kept"] = np.r_[np.ones(n, bool), np.zeros(m, bool)]
             cols["reason"] = np.r_[np.full(n, "", dtype="U32"), self.rejected_reason.astype("U32")]
+        for k, v in self.columns.items():
+            cols[k] = np.concatenate([v, self.rejected_columns[k]]) if include_rejected else v
         for k in names:
             kept = self.scores.get(k, np.full(n, np.nan, np.float32))
             if include_rejected:
@@ -169,6 +178,15 @@ class PatchSet:
             rs = r.create_group("scores")
             for k, v in self.rejected_scores.items():
                 rs.create_dataset(k, data=np.asarray(v, np.float32))
+            for group, columns in ((f, self.columns), (r, self.rejected_columns)):
+                if columns:
+                    gc = group.create_group("columns")
+                    for k, v in columns.items():
+                        a = np.asarray(v)
+                        if a.dtype.kind == "U":
+                            gc.create_dataset(k, data=a.astype(object), dtype=h5py.string_dtype())
+                        else:
+                            gc.create_dataset(k, data=a)
             if self.region_summary:
                 rg = f.create_group("regions")
                 for key in self.region_summary[0]:
@@ -200,6 +218,8 @@ class PatchSet:
             rej_c = np.zeros((0, 2), np.int64)
             rej_r = np.zeros((0,), "U32")
             rej_s: dict[str, np.ndarray] = {}
+            columns = _read_columns(f.get("columns"))
+            rej_cols = _read_columns(f.get("rejected/columns"))
             if "rejected" in f:
                 rej_c = f["rejected/coords"][()]
                 rej_r = np.asarray([_py(s) for s in f["rejected/reason"][()]], dtype="U32")
@@ -222,7 +242,18 @@ class PatchSet:
             region=region,
             rejected_region=rej_g,
             region_summary=summary,
+            columns=columns,
+            rejected_columns=rej_cols,
         )
+
+
+def _read_columns(group: Any) -> dict[str, np.ndarray]:
+    """The ``columns/`` datasets of an h5 group (strings back as str arrays)."""
+    out: dict[str, np.ndarray] = {}
+    for k in group or []:
+        a = group[k][()]
+        out[k] = np.asarray([_py(s) for s in a], dtype=str) if a.dtype.kind == "O" else a
+    return out
 
 
 def _csv_text(cols: dict[str, np.ndarray]) -> str:

@@ -10,6 +10,7 @@ from gigapatch.config import Config
 from gigapatch.io.atomic import write_text_atomic
 from gigapatch.outputs.patchset import PatchSet
 from gigapatch.plugin.context import ImageContext
+from gigapatch.plugin.manager import get_plugin_manager
 
 
 def write_outputs(
@@ -54,6 +55,10 @@ def write_outputs(
             fmt=cfg.output.format, quality=cfg.output.quality, workers=cfg.output.workers,
         )
         paths["patches"] = out_dir / ps.image_id
+    for extra in get_plugin_manager().hook.gigapatch_write_outputs(
+        patchset=ps, context=context, out_dir=out_dir
+    ):
+        paths.update(extra or {})
     return paths
 
 

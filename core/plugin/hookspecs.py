@@ -24,6 +24,8 @@ Hooks in the order a run calls them:
 ``gigapatch_score_pixels``          scores from full-resolution candidate pixels, per batch
 ``gigapatch_score_patches``         scores of all candidates, once per image
 ``gigapatch_reject_patches``        the plugin's own rejection rules, each a reason
+``gigapatch_patch_columns``         per-patch data that is not a score (labels, bounds)
+``gigapatch_write_outputs``         a domain's own files for one image
 ``gigapatch_train``                 train a model (``gigapatch train``)
 ``gigapatch_demo``                  the domain's one-command demo (``gigapatch demo``)
 ==================================  =========================================================
@@ -41,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import numpy as np
 
     from gigapatch.io.image import Image
+    from gigapatch.outputs.patchset import PatchSet
     from gigapatch.plugin.context import ImageContext
     from gigapatch.tiling.segment import Region
 
@@ -56,10 +59,10 @@ def gigapatch_domains() -> list[dict[str, Any]] | None:
     Called when domains are listed or a config is resolved (``--domain NAME`` must be a declared
     name). Return a list of dicts with keys ``name`` (str), ``description`` (str) and ``config``
     (a path to the domain's default YAML config, a dict of defaults shaped like a config file,
-    or None): the defaults go beneath the user's ``--config`` file and flags. An optional
-    ``region_class`` (a GeoJSON class name such as ``"Tissue"``) is recorded with the domain but
-    not read by the core yet (the GeoJSON export names a region by its ``classification``
-    property, else ``"Tissue"``). Return None if the plugin adds no domain.
+    or None): the defaults go beneath the user's ``--config`` file and flags. Optional keys:
+    ``settings`` (the pydantic model of ``plugin.<name>``, listed by ``gigapatch plugins`` so every
+    setting and output switch is discoverable) and ``region_class`` (the GeoJSON class name of a
+    foreground region, such as ``"Tissue"``). Return None if the plugin adds no domain.
     """
 
 
@@ -201,6 +204,31 @@ def gigapatch_reject_patches(scores: dict[str, np.ndarray], context: ImageContex
     plugins' reasons as they arrive, then the core's ``sharpness`` (``score.min_sharpness``),
     ``keep`` and ``top_n`` rules. The reason is the ``reason`` column of the table and
     ``rejected/reason`` in the h5. Return None to reject nothing.
+    """
+
+
+@hookspec
+def gigapatch_patch_columns(coords: np.ndarray, context: ImageContext) -> dict[str, np.ndarray] | None:
+    """Per-patch data that is not a score: where a patch is, what it is labelled.
+
+    Called once per image after selection with ``coords`` (N, 2) int64 level-0 top-left x, y of
+    every placed patch (kept and rejected). Return a dict of named (N,) arrays of any numeric
+    dtype, or of strings (e.g. a satellite patch's ``epsg`` and its bounds in metres as float64,
+    a metal patch's ``label`` from the true boxes). They are written beside the scores (a
+    ``columns/<name>`` dataset in the h5, a column of the table) at their own dtype, but are not
+    scores: selection never reads them. Return None to add nothing.
+    """
+
+
+@hookspec
+def gigapatch_write_outputs(patchset: PatchSet, context: ImageContext, out_dir: Path) -> dict[str, Path] | None:
+    """Write a domain's own files for one image (labels, georeferenced footprints, chips, STAC).
+
+    Called once per image after the core has written its files into ``out_dir`` (only when a
+    run writes outputs). Write every file to a temporary name and rename it (see
+    :func:`gigapatch.atomic_path`); name files ``<image_id><suffix>``. Which files to write is the
+    plugin's own setting (``plugin.<name>.*``, settable from the CLI with ``--set``). Return a
+    dict mapping an output name to the path written, or None.
     """
 
 

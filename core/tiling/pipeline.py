@@ -194,6 +194,7 @@ class Tiling:
     region : (N,) int32 region index of each candidate (-1: none).
     scores : name -> (N,) float32 score column.
     keep : (N,) bool; reason : (N,) str, ``""`` for kept candidates, else the first rule failed.
+    columns : name -> (N,) per-patch data that is not a score (``gigapatch_patch_columns``).
     attrs : geometry and provenance recorded with the outputs.
     warnings : one line per problem worth a user's attention (mpp disagreement...).
     """
@@ -204,6 +205,7 @@ class Tiling:
     scores: dict[str, np.ndarray]
     keep: np.ndarray
     reason: np.ndarray
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -261,11 +263,24 @@ def run_tiling(image: Image, config: Config) -> Tiling:
             bad = np.asarray(bad, bool)
             rules[reason] = rules[reason] | bad if reason in rules else bad
     keep, reason = select_patches(scores, config.score, bar, coords=coords, rules=rules)
+    columns = patch_columns(ctx, coords)
     fg_fraction = float(ctx.mask.mean()) if ctx.mask.size else 0.0
     attrs = _attrs(image, config, geom, ds, fg_fraction)
     attrs["mpp_warnings"] = "; ".join(warnings)
     attrs["n_regions"] = len(ctx.regions)
-    return Tiling(ctx, coords, region, scores, keep, reason, attrs, warnings)
+    return Tiling(ctx, coords, region, scores, keep, reason, columns, attrs, warnings)
+
+
+def patch_columns(context: ImageContext, coords: np.ndarray) -> dict[str, np.ndarray]:
+    """Every plugin's ``gigapatch_patch_columns`` for all placed patches, merged."""
+    out: dict[str, np.ndarray] = {}
+    for result in get_plugin_manager().hook.gigapatch_patch_columns(coords=coords, context=context):
+        for name, col in (result or {}).items():
+            col = np.asarray(col)
+            if col.shape[:1] != (len(coords),):
+                raise ValueError(f"patch column {name!r} has shape {col.shape} for {len(coords)} patches")
+            out[name] = col
+    return out
 
 
 def _own_foreground(

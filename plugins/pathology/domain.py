@@ -12,11 +12,15 @@ DEFAULTS = Path(__file__).with_name("pathology.yaml")
 
 @hookimpl
 def gigapatch_domains() -> list[dict[str, Any]]:
+    from .settings import PathologySettings
+
     return [
         {
             "name": "pathology",
             "description": "H&E / IHC whole-slide images: tissue vs glass, pen and blur artefacts",
             "config": DEFAULTS,
+            "settings": PathologySettings,
+            "region_class": "Tissue",
         }
     ]
 

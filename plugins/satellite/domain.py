@@ -12,11 +12,15 @@ DEFAULTS = Path(__file__).with_name("satellite.yaml")
 
 @hookimpl
 def gigapatch_domains() -> list[dict[str, Any]]:
+    from .masks import SatelliteSettings
+
     return [
         {
             "name": "satellite",
             "description": "GeoTIFF / COG scenes (rasterio): data vs no-data, clouds, water",
             "config": DEFAULTS,
+            "settings": SatelliteSettings,
+            "region_class": "Land",
         }
     ]
 
