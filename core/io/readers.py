@@ -69,6 +69,25 @@ def _magic_kind(head: bytes) -> str | None:
     return None
 
 
+def _read_whole_tiff(path: Path, max_pixels: int, too_big: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of the first page of a small TIFF, 16-bit samples scaled to 8."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        page = tf.series[0].levels[0].keyframe
+        w, h = page.imagewidth, page.imagelength
+        if w * h > max_pixels:
+            raise ImageError(path, too_big.format(w=w, h=h, lim=max_pixels // 10**6))
+        arr = page.asarray()
+        if int(page.planarconfig) == 2 and arr.ndim == 3:
+            arr = np.moveaxis(arr, 0, -1)
+        if arr.dtype == np.uint16:
+            arr = np.round(arr / 257.0).astype(np.uint8)
+        if arr.dtype != np.uint8:
+            raise ImageError(path, f"{arr.dtype} samples are not supported (8 or 16 bit only)")
+        return to_rgb(arr, int(page.photometric), tuple(page.extrasamples or ()), page.colormap)
+
+
 def _read_plain(path: Path, max_pixels: int) -> tuple[np.ndarray, str]:
     with open(path, "rb") as f:
         kind = _magic_kind(f.read(16))
@@ -77,22 +96,7 @@ def _read_plain(path: Path, max_pixels: int) -> tuple[np.ndarray, str]:
     too_big = ("{w} x {h} px is too large to read whole (limit {lim} MP); convert it to a "
                "tiled pyramidal TIFF (e.g. with vips tiffsave --tile --pyramid)")
     if kind == "tiff":
-        import tifffile
-
-        with tifffile.TiffFile(path) as tf:
-            page = tf.series[0].levels[0].keyframe
-            w, h = page.imagewidth, page.imagelength
-            if w * h > max_pixels:
-                raise ImageError(path, too_big.format(w=w, h=h, lim=max_pixels // 10**6))
-            arr = page.asarray()
-            if int(page.planarconfig) == 2 and arr.ndim == 3:
-                arr = np.moveaxis(arr, 0, -1)
-            if arr.dtype == np.uint16:
-                arr = np.round(arr / 257.0).astype(np.uint8)
-            if arr.dtype != np.uint8:
-                raise ImageError(path, f"{arr.dtype} samples are not supported (8 or 16 bit only)")
-            return to_rgb(arr, int(page.photometric), tuple(page.extrasamples or ()),
-                          page.colormap), "tiff"
+        return _read_whole_tiff(path, max_pixels, too_big), "tiff"
     import cv2
 
     data = path.read_bytes()

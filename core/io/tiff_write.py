@@ -5,8 +5,10 @@ Used by the demo, the tests and the benchmarks to make slides with known content
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -63,21 +65,34 @@ def _array_tiles(arr: np.ndarray, tile: int) -> Iterator[np.ndarray]:
             yield np.ascontiguousarray(t)
 
 
-def _write_levels(path, levels, dss, *, tile, compression, quality, mpp, magnification, svs, tifffile,
-                  thumbnail=None):
-    path = Path(path)
+def _write_levels(
+    path: Path,
+    levels: Sequence[tuple[tuple[int, ...], Iterator[np.ndarray]]],
+    dss: Sequence[int],
+    *,
+    tile: int,
+    compression: str | None,
+    quality: int,
+    mpp: float | None,
+    magnification: float | None,
+    svs: bool,
+    tifffile: ModuleType,
+    thumbnail: np.ndarray | None = None,
+) -> Path:
+    """Write ``levels`` ((h, w) and an iterator of (tile, tile, 3) uint8 tiles, row-major, each)
+    as the pages of one tiled TIFF at ``path``; ``dss`` are their downsamples."""
     h0, w0 = levels[0][0]
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=h0 * w0 * 3 > 2**31) as tw:
         for i, ((h, w), tiles) in enumerate(levels):
             # RGB in; with JPEG tifffile stores 2x2-subsampled YCbCr, as scanners do
-            kwargs: dict = {"photometric": "rgb", "compression": compression}
+            kwargs: dict[str, Any] = {"photometric": "rgb", "compression": compression}
             if compression == "jpeg":
                 kwargs["compressionargs"] = {"level": quality}
             if mpp is not None:
                 res = 1e4 / (mpp * dss[i])  # pixels per centimetre
                 kwargs["resolution"] = (res, res)
                 kwargs["resolutionunit"] = "CENTIMETER"
-            desc = None
+            desc: str | None = None
             if svs and i == 0:
                 desc = (
                     f"Aperio Image Library v12.0.0\r\n{w0}x{h0} [0,0 {w0}x{h0}] ({tile}x{tile}) "

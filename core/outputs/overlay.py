@@ -243,8 +243,8 @@ def overlay_image(
             cols = _colormap(np.where(bins < 0, np.nan, bins / 31.0))
         for b in np.unique(bins):
             sel = np.flatnonzero(bins == b)
-            col = tuple(int(x) for x in cols[sel[0]])
-            cv2.polylines(out, list(boxes[sel]), True, col, thick, cv2.LINE_8)
+            colour = tuple(int(x) for x in cols[sel[0]])
+            cv2.polylines(out, list(boxes[sel]), True, colour, thick, cv2.LINE_8)
     legend = _legend(W, color_by, lo, hi, len(c), reasons)
     if legend.shape[1] > W:
         pad = np.full((H, legend.shape[1] - W, 3), 255, np.uint8)

@@ -80,6 +80,8 @@ def patchset_from(tiling: Tiling) -> PatchSet:
         regions=ctx.regions,
         region=tiling.region[keep],
         rejected_region=tiling.region[~keep],
+        columns={k: v[keep] for k, v in tiling.columns.items()},
+        rejected_columns={k: v[~keep] for k, v in tiling.columns.items()},
     )
     size = ctx.geometry.size_level0
     cov = coverage_report(ctx.mask, ctx.mask_downsample, ps.coords, size)
@@ -193,16 +195,14 @@ def tile_many(
     ``overrides_per_image`` maps a path (or file name) to config overrides (e.g. from a
     manifest: ``{"patch.slide_mpp": 0.25}``). Writes ``<out>/summary.csv``."""
     summary = RunSummary()
-    recipe = config if isinstance(config, ConfigRecipe) else None
     for path in paths:
         t0 = time.perf_counter()
         ov = (overrides_per_image or {}).get(str(path)) or (overrides_per_image or {}).get(path.name)
         try:
-            if recipe is not None:
-                ps = _tile_with_recipe(path, recipe, out_dir, ov)
+            if isinstance(config, ConfigRecipe):
+                ps = _tile_with_recipe(path, config, out_dir, ov)
             else:
-                cfg = config if not ov else _with_overrides(config, ov)  # type: ignore[arg-type]
-                ps = tile_image(path, cfg, out_dir)
+                ps = tile_image(path, _with_overrides(config, ov) if ov else config, out_dir)
             fg = float(ps.attrs.get("foreground_fraction", 0.0))
             empty = len(ps) == 0 or fg < EMPTY_FRACTION
             res = ImageResult(

@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from gigapatch.tiling.coverage import box_counts
 from gigapatch.tiling.integral import grid_box_sums, integral_table, interp_cols, interp_rows
@@ -246,7 +247,9 @@ class _Best:
         self.cover = np.zeros(len(prices))
         self.coords: list[np.ndarray | None] = [None] * len(prices)
 
-    def offer(self, ns: np.ndarray, covers: np.ndarray, make: Callable[[int], np.ndarray]) -> None:
+    def offer(
+        self, ns: npt.ArrayLike, covers: npt.ArrayLike, make: Callable[[int], np.ndarray]
+    ) -> None:
         """Consider placements ``i`` of ``ns[i]`` patches covering ``covers[i]``; ``make(i)``
         builds the coords of one (only called for winners)."""
         ns = np.asarray(ns, np.int64)
@@ -284,8 +287,10 @@ class _Best:
             self.constrained = (oc[0], oc[1], oc[2][:, ::-1])
         better = (other.value < self.value) | ((other.value == self.value) & (other.n < self.n))
         for k in np.flatnonzero(better):
+            coords = other.coords[k]
+            assert coords is not None  # a finite value always comes with its coords
             self.value[k], self.n[k], self.cover[k] = other.value[k], other.n[k], other.cover[k]
-            self.coords[k] = other.coords[k][:, ::-1]
+            self.coords[k] = coords[:, ::-1]
 
 
 def _phase_cells(
@@ -385,14 +390,16 @@ def _choose(bests: list[_Best]) -> list[np.ndarray]:
     """Pick one placement per group: the fewest patches overall whose total coverage is at least
     the global grid's. Candidates: every group under its own constraint, and every patch price
     applied to all groups at once (which may trade coverage between groups)."""
-    bests = [b for b in bests if b.constrained is not None]
-    if not bests:
+    own = [(b, b.constrained) for b in bests if b.constrained is not None]
+    if not own:
         return []
+    bests = [b for b, _ in own]
     base = sum(b.base_cover for b in bests)
-    options = [[b.constrained for b in bests]]
+    options: list[list[tuple[int, float, np.ndarray]]] = [[c for _, c in own]]
     for k in range(len(_PRICES)):
-        if all(b.coords[k] is not None for b in bests):
-            options.append([(b.n[k], b.cover[k], b.coords[k]) for b in bests])
+        opt = [(int(b.n[k]), float(b.cover[k]), c) for b in bests if (c := b.coords[k]) is not None]
+        if len(opt) == len(bests):
+            options.append(opt)
     top: tuple[int, float] | None = None
     chosen: list[np.ndarray] = []
     for opt in options:

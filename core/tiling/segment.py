@@ -193,9 +193,9 @@ def segment_mask(
 
     rings, areas = _crack_rings(list(contours), grid)  # areas in mask px^2: exact integers
     holes_of: dict[int, list[int]] = {}
-    for i, parent in enumerate(hier[:, 3]):
+    for child, parent in enumerate(hier[:, 3]):
         if parent >= 0:
-            holes_of.setdefault(int(parent), []).append(i)
+            holes_of.setdefault(int(parent), []).append(child)
     found: list[tuple[float, float, float, Region]] = []
     for i in np.flatnonzero(hier[:, 3] < 0):
         ext = rings[i] if areas[i] > 0 else rings[i][::-1]

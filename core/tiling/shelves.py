@@ -20,6 +20,8 @@ table (mask px^2), and, patches being disjoint, the cover is the sum over patche
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 
 from gigapatch.tiling.integral import integral_table, interp_cols, interp_rows
@@ -47,6 +49,27 @@ def _lattice(lo: float, hi: float, size: int, steps: int, length: int) -> tuple[
     p = k * size // steps
     k = k[(p + size > lo) & (p < hi) & (p + size <= length)]
     return (int(k[0]), int(k[-1]) + 1) if len(k) else None
+
+
+@overload
+def _dp(
+    value: np.ndarray,
+    lams: np.ndarray,
+    steps: int,
+    weight: np.ndarray | None = None,
+    keep_take: Literal[False] = False,
+) -> tuple[np.ndarray, np.ndarray, None]: ...
+
+
+@overload
+def _dp(
+    value: np.ndarray,
+    lams: np.ndarray,
+    steps: int,
+    weight: np.ndarray | None = None,
+    *,
+    keep_take: Literal[True],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 def _dp(

@@ -18,7 +18,7 @@ Main entry points: :func:`train`, :func:`predict`, :func:`create_model`, :class:
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _LAZY: dict[str, str] = {
     "train": "trainer",
@@ -57,3 +57,29 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gigapatch.training.config import (  # noqa: F401
+        DataConfig,
+        TrainConfig,
+        load_train_config,
+        read_train_config,
+        validate_train_config,
+    )
+    from gigapatch.training.datasets import (  # noqa: F401
+        MosaicDataset,
+        PatchDataset,
+        ResizeDataset,
+        SlideItem,
+        build_items,
+    )
+    from gigapatch.training.models import (  # noqa: F401
+        create_model,
+        ordinal_decode,
+        ordinal_encode,
+        ordinal_probs,
+    )
+    from gigapatch.training.predict import predict  # noqa: F401
+    from gigapatch.training.samples import Sample, load_samples  # noqa: F401
+    from gigapatch.training.trainer import load_checkpoint, quadratic_kappa, train  # noqa: F401

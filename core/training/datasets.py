@@ -26,7 +26,14 @@ from torch.utils.data import Dataset
 
 from gigapatch.errors import ImageError
 from gigapatch.training.config import IMAGENET_MEAN, IMAGENET_STD
-from gigapatch.training.stitch import flip_tiles, grid_side, make_mosaic, read_tiles, select_tiles
+from gigapatch.training.stitch import (
+    Group,
+    flip_tiles,
+    grid_side,
+    make_mosaic,
+    read_tiles,
+    select_tiles,
+)
 
 if TYPE_CHECKING:
     from gigapatch.io.image import Image
@@ -210,7 +217,7 @@ class MosaicDataset(_ImageDataset):
         n_tiles: int = 36,
         tile_size: int = 256,
         *,
-        group: str = "first",
+        group: Group = "first",
         augment: bool = False,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
@@ -257,6 +264,7 @@ class MosaicDataset(_ImageDataset):
                     t = cv2.resize(t, (s, s), interpolation=cv2.INTER_AREA)
                 out[j] = t
             return out
+        assert it.coords is not None  # candidates without patch files are coords
         img = self.cache.get(it.path)
         return read_tiles(img, it.coords[idx], level=it.level, read_size=it.read_size or s, size=s)
 

@@ -200,7 +200,7 @@ def _progress(task: str, done: int, total: int) -> None:
 def _loader(ds: Any, cfg: TrainConfig, train: bool, device: torch.device, dist: Dist, epoch: int) -> Any:
     from torch.utils.data import DataLoader, DistributedSampler
 
-    sampler = None
+    sampler: DistributedSampler | None = None
     if train and dist.enabled:
         sampler = DistributedSampler(ds, num_replicas=dist.world, rank=dist.rank, shuffle=True,
                                      seed=cfg.seed, drop_last=True)

@@ -38,12 +38,11 @@ def read_voc_boxes(xml_path: str | Path) -> list[Box]:
     boxes: list[Box] = []
     for k, obj in enumerate(root.iter("object")):
         name = (obj.findtext("name") or "").strip()
+        bb = obj.find("bndbox")
+        corners = [] if bb is None else [bb.findtext(t) or "" for t in ("xmin", "ymin", "xmax", "ymax")]
         try:
-            bb = obj.find("bndbox")
-            xmin, ymin, xmax, ymax = (
-                round(float(bb.findtext(tag))) for tag in ("xmin", "ymin", "xmax", "ymax")
-            )
-        except (AttributeError, TypeError, ValueError):
+            xmin, ymin, xmax, ymax = (round(float(c)) for c in corners)
+        except ValueError:  # no bndbox (nothing to unpack), a missing corner, or not a number
             what = name or "unnamed"
             raise ImageError(p, f"object {k} ({what}) has no complete bndbox") from None
         if xmax < xmin or ymax < ymin:

@@ -49,7 +49,7 @@ def tissue_mask(size: int, fraction: float, rng: np.random.Generator) -> np.ndar
     import cv2
 
     g = 48
-    noise = rng.standard_normal((g, g)).astype(np.float32)
+    noise: np.ndarray = rng.standard_normal((g, g)).astype(np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), 4.0)
     # keep the tissue away from the slide border (glass all around)
     yy, xx = np.mgrid[0:g, 0:g]
@@ -91,7 +91,9 @@ def synthetic_slide(
         out[ys, xs] = colour.astype(np.uint8)
     # pixel noise (saturating adds, fast): uniform in [-6, 6]
     noise = rng.integers(0, 13, size=(s, s), dtype=np.uint8)
-    out = cv2.subtract(cv2.add(out, cv2.merge([noise, noise, noise])), (6, 6, 6, 0))
+    out = cv2.subtract(  # type: ignore[call-overload]  # cv2's stubs omit a Scalar src2
+        cv2.add(out, cv2.merge([noise, noise, noise])), (6, 6, 6, 0)
+    )
     return out
 
 

@@ -229,7 +229,7 @@ def pen_from_evidence(m: np.ndarray, weak: np.ndarray, min_area: int, grow: int)
     del weak
     if not m.any():
         return m
-    u8 = m.view(np.uint8)
+    u8: np.ndarray = m.view(np.uint8)
     if grow > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
         u8 = cv2.dilate(u8, k)

@@ -51,7 +51,7 @@ class OpenSlideImage(Image):
             self._osr = openslide.OpenSlide(str(self.path))
         except (openslide.OpenSlideError, OSError, ValueError) as e:
             raise ImageError(self.path, f"OpenSlide cannot read it ({_first_line(e)})") from e
-        props = dict(self._osr.properties)
+        props: dict[str, Any] = dict(self._osr.properties)
         mx = _positive(props.get("openslide.mpp-x"))
         my = _positive(props.get("openslide.mpp-y"))
         self._mpp = (mx + (my or mx)) / 2 if mx else None
@@ -102,10 +102,9 @@ class OpenSlideImage(Image):
         return rgb.astype(np.uint8)
 
     def close(self) -> None:
-        osr = getattr(self, "_osr", None)
+        osr = self.__dict__.pop("_osr", None)  # closed once: a second close finds none
         if osr is not None:
             osr.close()
-            self._osr = None
 
 
 def _first_line(exc: BaseException) -> str:

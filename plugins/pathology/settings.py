@@ -10,6 +10,8 @@ from gigapatch import Config, plugin_settings
 
 DOMAIN = "pathology"
 PenColor = Literal["blue", "green", "black", "red"]
+#: the marker inks found unless the config says otherwise
+DEFAULT_PENS: tuple[PenColor, ...] = ("blue", "green", "black")
 
 
 class PathologySettings(BaseModel):
@@ -18,7 +20,7 @@ class PathologySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pen_colors: list[PenColor] = Field(
-        default_factory=lambda: ["blue", "green", "black"],
+        default_factory=lambda: list(DEFAULT_PENS),
         description="marker inks to find (add 'red' for red markers; red blood cells look alike)",
     )
     pen_grow: int = Field(0, ge=0, description="px the ink mask is grown by")

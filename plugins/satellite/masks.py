@@ -25,7 +25,8 @@ from gigapatch import Config, ImageContext, hookimpl, mask_fraction, plugin_sett
 from .reader import RasterioImage
 
 DOMAIN = "satellite"
-MASK_NAMES = ("cloud", "water")
+MaskName = Literal["cloud", "water"]
+MASK_NAMES: tuple[MaskName, ...] = ("cloud", "water")
 
 
 class SatelliteSettings(BaseModel):
@@ -33,8 +34,8 @@ class SatelliteSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", defer_build=True)  # schema built on first use
 
-    exclude: list[Literal["cloud", "water"]] = Field(
-        default_factory=lambda: ["cloud", "water"],
+    exclude: list[MaskName] = Field(
+        default_factory=lambda: list(MASK_NAMES),
         description="masks removed from the foreground (the others are only scored)",
     )
     cloud_min_brightness: int = Field(
@@ -95,10 +96,10 @@ def water_mask(
     a = np.asarray(rgb)[..., :3]
     valid = valid_mask(a)
     if green is not None and nir is not None:
-        g = np.asarray(green, np.float32)
-        n = np.asarray(nir, np.float32)
+        gf = np.asarray(green, np.float32)
+        nf = np.asarray(nir, np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ndwi = (g - n) / (g + n)
+            ndwi = (gf - nf) / (gf + nf)
         return valid & (np.nan_to_num(ndwi, nan=-1.0) > ndwi_threshold)
     f = a.astype(np.int16)
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
@@ -169,6 +170,7 @@ def gigapatch_score_patches(coords: np.ndarray, context: ImageContext) -> dict[s
     excluded ones are scored by the pipeline already)."""
     if context.domain != DOMAIN:
         return None
+    assert context.geometry is not None and context.rgb is not None  # set before the scores
     c = np.asarray(coords).reshape(-1, 2)
     size0 = context.geometry.size_level0
     ds = context.mask_downsample

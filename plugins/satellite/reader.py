@@ -126,7 +126,7 @@ class RasterioImage(Image):
                 raise ImageError(
                     self.path, f"bands {tuple(bands)} do not name 3 of its {count} bands"
                 )
-            return chosen  # type: ignore[return-value]
+            return chosen
         if count == 0:
             raise ImageError(self.path, "raster has no bands")
         colour = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
