@@ -1,21 +1,54 @@
+"""Fixtures of every test folder: the real test data, found in one place.
+
+Tests that need the real data ask for ``shared_data`` or one of the per-domain fixtures below and
+are skipped, with the path that was looked at, when it is absent (see tests/helpers_paths.py for
+where it is looked for). Synthetic slides that merely borrow a real H&E texture take
+``cmu_texture`` and fall back to the procedural texture without the data.
+"""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from helpers_paths import need, shared_data_root
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+WHAT = "the read-only real test data (slides, NEU-DET steel, satellite scenes)"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data beside the checkout (read-only real test data)."""
-    if not SHARED.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED}")
-    return SHARED
+    """The real test data folder (skips without it)."""
+    return need(shared_data_root(), WHAT)
 
 
 @pytest.fixture(scope="session")
 def pathology_dir(shared_data: Path) -> Path:
-    return shared_data / "pathology"
+    """Whole-slide images: CMU-1-Small-Region (SVS, OME, generic pyramid), TCGA, kidney."""
+    return need(shared_data / "pathology", "the pathology slides of " + WHAT)
+
+
+@pytest.fixture(scope="session")
+def metal_surface_dir(shared_data: Path) -> Path:
+    """NEU-DET steel surface images with their Pascal VOC boxes."""
+    return need(shared_data / "metal_surface" / "NEU-DET", "the NEU-DET images of " + WHAT)
+
+
+@pytest.fixture(scope="session")
+def satellite_dir(shared_data: Path) -> Path:
+    """GeoTIFF scenes: rasterio's RGB.byte (plain and COG), rgbn, a Landsat 8 crop."""
+    return need(shared_data / "satellite", "the satellite scenes of " + WHAT)
+
+
+@pytest.fixture(scope="session")
+def cmu_svs(pathology_dir: Path) -> Path:
+    """CMU-1-Small-Region.svs, the CC0 Aperio H&E slide (skips without it)."""
+    return need(pathology_dir / "CMU-1-Small-Region.svs", "the CMU-1-Small-Region slide")
+
+
+@pytest.fixture(scope="session")
+def cmu_texture() -> Path | None:
+    """CMU-1-Small-Region.svs as texture of synthetic slides; None (the procedural texture)
+    without the real data."""
+    path = shared_data_root() / "pathology" / "CMU-1-Small-Region.svs"
+    return path if path.exists() else None

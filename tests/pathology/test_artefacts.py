@@ -23,13 +23,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def synth():
+def synth(cmu_texture):
     """Two synthetic slides (real CMU texture, procedural texture) at ds 16 with truth."""
-    from pathlib import Path
-
-    tex = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
     out = []
-    for seed, texture in ((1001, tex if tex.exists() else None), (1002, None)):
+    for seed, texture in ((1001, cmu_texture), (1002, None)):
         img, truth = synthetic_slide(seed, (6144, 4608), texture)
         rgb = img.read_level_downsampled(DS)
         size = (rgb.shape[1], rgb.shape[0])

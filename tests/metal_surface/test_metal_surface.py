@@ -22,11 +22,9 @@ CLASSES = ("crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale
 
 
 @pytest.fixture(scope="module")
-def neu(shared_data: Path) -> Path:
-    d = shared_data / "metal_surface" / "NEU-DET"
-    if not d.is_dir():
-        pytest.skip("NEU-DET test data not present")
-    return d
+def neu(metal_surface_dir: Path) -> Path:
+    """The NEU-DET folder of the real test data (the tests skip without it)."""
+    return metal_surface_dir
 
 
 def grey(path: Path) -> np.ndarray:

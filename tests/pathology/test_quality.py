@@ -12,7 +12,6 @@ import pytest
 from gigapatch import load_config
 from gigapatch_pathology.synth import synthetic_slide, truth_metrics
 
-TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
 HOLD_OUT_SEED = 123
 
 
@@ -29,8 +28,8 @@ def test_synthetic_slide_is_deterministic_and_seeded():
 
 
 @pytest.mark.parametrize("texture", [None, "real"])
-def test_synthetic_truth_matches_pixels(texture, pathology_dir):
-    tex = pathology_dir / "CMU-1-Small-Region.svs" if texture else None
+def test_synthetic_truth_matches_pixels(texture, request):
+    tex = request.getfixturevalue("cmu_svs") if texture else None
     img, t = synthetic_slide(11, (4096, 3072), tex, truth_downsample=16)
     rgb = img.read_level_downsampled(16)
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
@@ -75,11 +74,11 @@ def test_truth_metrics_exact():
     assert m2["precision"] == pytest.approx(1 / 3)
 
 
-def test_default_pathology_quality_on_hold_out_slide():
+def test_default_pathology_quality_on_hold_out_slide(cmu_texture: Path | None):
     """The brief's targets on a slide the defaults were not tuned on."""
     from gigapatch import tile_image
 
-    img, truth = synthetic_slide(HOLD_OUT_SEED, (8192, 6144), TEXTURE if TEXTURE.exists() else None)
+    img, truth = synthetic_slide(HOLD_OUT_SEED, (8192, 6144), cmu_texture)
     cfg = load_config("pathology")
     ps = tile_image(img, cfg)
     m = truth_metrics(ps.coords, ps.patch_size_level0, truth, img.dimensions,
@@ -94,23 +93,3 @@ def test_default_pathology_quality_on_hold_out_slide():
     assert m["blur_bad"] <= 0.02
     # every rejection reason the slide calls for shows up
     assert {"foreground", "pen", "blur"} <= set(np.unique(ps.rejected_reason).tolist())
-
-
-def test_pooled_quality_weighs_every_kept_patch_once():
-    """benchmarks/quality.py's pooled figures: sums of areas and of patches, not slide means."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from quality import pool
-
-    rows = [
-        {"n_kept": 3.0, "covered_px": 90.0, "target_px": 100.0, "tissue_fraction": 0.9,
-         "pen_bad": 1 / 3, "blur_bad": 0.0},
-        {"n_kept": 97.0, "covered_px": 900.0, "target_px": 900.0, "tissue_fraction": 1.0,
-         "pen_bad": 0.0, "blur_bad": 2 / 97},
-    ]
-    p = pool(rows)
-    assert p["coverage"] == pytest.approx(990 / 1000)
-    assert p["tissue_fraction"] == pytest.approx((3 * 0.9 + 97 * 1.0) / 100)
-    assert p["pen_bad"] == pytest.approx(1 / 100)
-    assert p["blur_bad"] == pytest.approx(2 / 100)

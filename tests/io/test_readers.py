@@ -361,7 +361,7 @@ def test_tiffimage_pickles_by_path(tmp_path: Path, noise_levels) -> None:
 
 
 # ---------------------------------------------------------------------------- plain images
-def test_plain_images(tmp_path: Path, shared_data: Path) -> None:
+def test_plain_images(tmp_path: Path, metal_surface_dir: Path) -> None:
     rgb = random_rgb(120, 160, 10)
     cv2.imwrite(str(tmp_path / "a.png"), rgb[..., ::-1])
     cv2.imwrite(str(tmp_path / "a.bmp"), rgb[..., ::-1])
@@ -369,7 +369,7 @@ def test_plain_images(tmp_path: Path, shared_data: Path) -> None:
         with open_image(tmp_path / name) as im:
             assert isinstance(im, PlainImage) and im.dimensions == (160, 120)
             np.testing.assert_array_equal(im.read_region((0, 0), 0, (160, 120)), rgb)
-    jpg = min((shared_data / "metal_surface" / "NEU-DET").glob("*.jpg"))
+    jpg = min(metal_surface_dir.glob("*.jpg"))
     with open_image(jpg) as im:
         ref = cv2.imread(str(jpg), cv2.IMREAD_COLOR)[..., ::-1]
         assert im.vendor == "jpeg" and im.dimensions == (200, 200)

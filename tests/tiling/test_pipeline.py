@@ -191,3 +191,25 @@ def test_plugin_columns_and_outputs_reach_every_file(config, tmp_path: Path) -> 
     kept = [r for r in rows if r["kept"] == "True"]
     assert {r["label"] for r in kept} == set(ps.columns["label"].tolist())
     assert (tmp_path / "blobs.labels.txt").read_text().split("\n") == ps.columns["label"].tolist()
+
+
+def test_mask_downsample_snaps_to_a_whole_multiple_of_a_stored_level():
+    from types import SimpleNamespace
+
+    from gigapatch.tiling.pipeline import mask_downsample_for
+
+    class Pyramid:
+        level_downsamples = (1.0, 4.0, 16.0, 64.0)
+
+        def __init__(self, side: int) -> None:
+            self.dimensions = (side, side)
+
+        def get_best_level_for_downsample(self, d: float) -> int:
+            return max(i for i, v in enumerate(self.level_downsamples) if v <= d * (1 + 1e-6))
+
+    cfg = SimpleNamespace(mask=SimpleNamespace(downsample=8.0, max_side=1280))
+    assert mask_downsample_for(Pyramid(40_000), cfg, 256) == 32.0  # 31.25 -> 2 x the 16 level
+    assert mask_downsample_for(Pyramid(10_000), cfg, 256) == 8.0  # already 2 x the 4 level
+    assert mask_downsample_for(Pyramid(100_000), cfg, 256) == 64.0  # a stored level (cap)
+    # 12288 / 1280 = 9.6: 3 x 4 = 12 is more than 10 % coarser, so the target stays
+    assert mask_downsample_for(Pyramid(12_288), cfg, 256) == pytest.approx(9.6)

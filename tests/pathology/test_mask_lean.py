@@ -1,5 +1,5 @@
-"""The lean mask path: banded passes give the numbers of whole-image ones, memory stays a few
-bytes per mask pixel, and what the hooks of one image share stays with that image."""
+"""The lean pathology mask path: banded passes give the numbers of whole-image ones, memory stays
+a few bytes per mask pixel, and what the hooks of one image share stays with that image."""
 
 from __future__ import annotations
 
@@ -11,19 +11,15 @@ import numpy as np
 import pytest
 
 from gigapatch import ArrayImage, ImageContext, load_config
-from gigapatch.io import image as image_module
-from gigapatch.tiling.segment import _closure_grid
 from gigapatch_pathology import ink, tissue
 from gigapatch_pathology import view as viewmod
 from gigapatch_pathology.synth import synthetic_slide
 
-TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
-
 
 @pytest.fixture(scope="module")
-def view() -> np.ndarray:
+def view(cmu_texture: Path | None) -> np.ndarray:
     """(768, 1024, 3) view of a synthetic H&E slide with pen marks, folds and faint tissue."""
-    img, _truth = synthetic_slide(3, (8192, 6144), TEXTURE if TEXTURE.exists() else None)
+    img, _truth = synthetic_slide(3, (8192, 6144), cmu_texture)
     return img.read_level_downsampled(8)
 
 
@@ -94,16 +90,6 @@ def test_otsu_from_histogram_equals_otsu_of_values():
     assert tissue.otsu_from_histogram(np.zeros(256, np.int64)) == 0.0
 
 
-def test_closure_grid_is_the_dilated_pixel_cells():
-    rng = np.random.default_rng(1)
-    for shape in [(1, 1), (1, 6), (6, 1), (9, 7), (64, 100)]:
-        for p in (0.1, 0.5, 0.9):
-            m = rng.random(shape) < p
-            u = np.zeros((2 * shape[0] + 1, 2 * shape[1] + 1), np.uint8)
-            u[1::2, 1::2] = m
-            assert np.array_equal(_closure_grid(m), cv2.dilate(u, np.ones((3, 3), np.uint8)))
-
-
 def test_tissue_mask_memory_is_a_few_bytes_per_pixel(view):
     """Peak of tissue + pen masks beyond the view: ~11-15 bytes per pixel (float32 saturation and
     grey subsample, int32 labels, bool planes), not the ~60 of whole-image float temporaries."""
@@ -140,62 +126,3 @@ def test_view_stats_are_per_image_and_shared_by_the_hooks(view):
     assert not ink.gigapatch_exclusion_masks(rgb=painted, context=other)["pen"].any()
     assert not ink.pen_mask(painted).any()
     assert ink.gigapatch_exclusion_masks(rgb=rgb, context=ctx)["pen"] is found
-
-
-def test_read_level_downsampled_bands_copy_the_stored_level(monkeypatch):
-    """A stored level read as is in many small bands is that level, row for row."""
-    rng = np.random.default_rng(2)
-    arr = cv2.resize(rng.integers(0, 256, (40, 50, 3), np.uint8), (1002, 801))
-    img = ArrayImage(arr, downsamples=(3,))
-    level = img._levels[1]
-    monkeypatch.setattr(image_module, "COPY_BAND_BYTES", 3 * level.shape[1] * 7)  # 7 rows
-    out = img.read_level_downsampled(img.level_downsamples[1])
-    assert np.array_equal(out, level)
-    # a resize in one band is the one OpenCV call
-    monkeypatch.setattr(image_module, "RESIZE_BAND_BYTES", 1e9)
-    out = img.read_level_downsampled(5.0)
-    assert np.array_equal(out, cv2.resize(level, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_AREA))
-
-
-@pytest.mark.parametrize("compression", [None, "jpeg"])
-def test_tiff_whole_levels_and_exact_shrinks_match_the_banded_resize(tmp_path, compression):
-    """TiffImage's fast paths (a stored level read as is; an exact k x k shrink of one, decoded
-    tile row by tile row) give the pixels of the generic banded read at every downsample."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from helpers_tiff import decimated_levels, smooth_rgb, write_pyramid
-
-    from gigapatch.io.image import Image
-    from gigapatch.io.tiff import TiffImage
-
-    levels = decimated_levels(smooth_rgb(1536, 2048, seed=4), 3)  # downsamples 1, 2, 4
-    path = write_pyramid(tmp_path / "p.tif", levels, tile=256, compression=compression)
-    with TiffImage(path) as im:
-        for ds in (1.0, 2.0, 4.0, 8.0, 16.0, 3.0, 5.5, 12.0):
-            im.cache.clear()
-            fast = im.read_level_downsampled(ds)
-            assert im.cache.info()["bytes"] == 0  # a whole-level read leaves no tiles behind
-            assert np.array_equal(fast, Image.read_level_downsampled(im, ds)), ds
-
-
-def test_mask_downsample_snaps_to_a_whole_multiple_of_a_stored_level():
-    from types import SimpleNamespace
-
-    from gigapatch.tiling.pipeline import mask_downsample_for
-
-    class Pyramid:
-        level_downsamples = (1.0, 4.0, 16.0, 64.0)
-
-        def __init__(self, side: int) -> None:
-            self.dimensions = (side, side)
-
-        def get_best_level_for_downsample(self, d: float) -> int:
-            return max(i for i, v in enumerate(self.level_downsamples) if v <= d * (1 + 1e-6))
-
-    cfg = SimpleNamespace(mask=SimpleNamespace(downsample=8.0, max_side=1280))
-    assert mask_downsample_for(Pyramid(40_000), cfg, 256) == 32.0  # 31.25 -> 2 x the 16 level
-    assert mask_downsample_for(Pyramid(10_000), cfg, 256) == 8.0  # already 2 x the 4 level
-    assert mask_downsample_for(Pyramid(100_000), cfg, 256) == 64.0  # a stored level (cap)
-    # 12288 / 1280 = 9.6: 3 x 4 = 12 is more than 10 % coarser, so the target stays
-    assert mask_downsample_for(Pyramid(12_288), cfg, 256) == pytest.approx(9.6)

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers_paths import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_paths import REPO
 
 from gigapatch import ConfigError, ConfigRecipe, open_image, write_pyramidal_tiff
 from gigapatch.plugin import hookspecs
 from gigapatch.plugin.manager import HOOK_NAMES, check_plugins, new_plugin_manager
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def plugin_section() -> str:

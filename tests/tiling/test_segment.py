@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import shapely
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from gigapatch.tiling.segment import Region, regions_to_mask, segment_mask
+from gigapatch.tiling.segment import Region, _closure_grid, regions_to_mask, segment_mask
 
 
 def two_blobs_and_a_hole() -> np.ndarray:
@@ -153,3 +154,13 @@ def test_round_trip_random_dense() -> None:
         m = rng.random((120, 90)) < p
         regions = segment_mask(m, 3.0)
         assert (regions_to_mask(regions, m.shape, 3.0) == m).all()
+
+
+def test_closure_grid_is_the_dilated_pixel_cells():
+    rng = np.random.default_rng(1)
+    for shape in [(1, 1), (1, 6), (6, 1), (9, 7), (64, 100)]:
+        for p in (0.1, 0.5, 0.9):
+            m = rng.random(shape) < p
+            u = np.zeros((2 * shape[0] + 1, 2 * shape[1] + 1), np.uint8)
+            u[1::2, 1::2] = m
+            assert np.array_equal(_closure_grid(m), cv2.dilate(u, np.ones((3, 3), np.uint8)))

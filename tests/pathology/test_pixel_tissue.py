@@ -14,13 +14,11 @@ from gigapatch_pathology import pixel_tissue as pt
 from gigapatch_pathology.components import drop_specks
 from gigapatch_pathology.synth import synthetic_slide
 
-TEXTURE = Path(__file__).resolve().parents[1].parent / "shared/data/pathology/CMU-1-Small-Region.svs"
-
 
 @pytest.fixture(scope="module")
-def slide():
+def slide(cmu_texture: Path | None):
     """A 6144 x 4096 synthetic H&E slide (real texture when available) and its truth."""
-    return synthetic_slide(31, (6144, 4096), TEXTURE if TEXTURE.exists() else None)
+    return synthetic_slide(31, (6144, 4096), cmu_texture)
 
 
 @pytest.fixture(scope="module")

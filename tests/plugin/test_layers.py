@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grimp
 import pytest
-from conftest import REPO
+from helpers_paths import REPO
 
 #: package name -> its folder in the checkout (pyproject's package-dir)
 PACKAGES = {

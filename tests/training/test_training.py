@@ -1,6 +1,7 @@
 """Training: ordinal heads, models, config validation, label tables (generic and PANDA), datasets,
-the domain's training hook, and train/predict/resume end to end on tiny synthetic cohorts (CPU, a
-few seconds per run)."""
+and train/predict/resume end to end on tiny synthetic cohorts (CPU, a few seconds per run); the
+pathology plugin's side (ISUP grades, its cohort, its training hook) is in
+tests/pathology/test_pathology_training.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_paths import REPO
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
@@ -37,10 +39,9 @@ from gigapatch.training.trainer import (  # noqa: E402
     load_checkpoint,
     quadratic_kappa,
 )
-from gigapatch_pathology.cohort import CohortSpec, synthetic_slide, write_cohort  # noqa: E402
-from gigapatch_pathology.panda import PANDA_DATA, isup_from_gleason, with_panda_defaults  # noqa: E402
+from gigapatch_pathology.cohort import CohortSpec, write_cohort  # noqa: E402
+from gigapatch_pathology.panda import PANDA_DATA, with_panda_defaults  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
 
@@ -61,14 +62,6 @@ def test_ordinal_encoding_and_decoding() -> None:
     # non-monotone outputs still give valid probabilities
     q = ordinal_probs(torch.tensor([[3.0, -3.0, 3.0, -3.0, -3.0]]))
     assert (q >= 0).all() and math.isclose(float(q.sum()), 1.0, rel_tol=1e-6)
-
-
-def test_gleason_to_isup() -> None:
-    assert [isup_from_gleason(s) for s in ["negative", "0+0", "3+3", "3+4", "4+3", "4+4", "5+3", "4+5"]] == [
-        0, 0, 1, 2, 3, 4, 4, 5,
-    ]
-    with pytest.raises(ValueError):
-        isup_from_gleason("6+6")
 
 
 def test_qwk_is_sklearn_quadratic_kappa() -> None:
@@ -296,23 +289,6 @@ def test_resize_and_patch_datasets() -> None:
 SPEC = CohortSpec(size=512)
 
 
-def test_cohort_label_lives_in_the_fine_detail() -> None:
-    import cv2
-
-    a = synthetic_slide(0, np.random.default_rng(7), SPEC)
-    b = synthetic_slide(5, np.random.default_rng(7), SPEC)
-    # same tissue and colours; the bars differ (all horizontal vs all vertical)
-    assert (a != b).mean() > 0.02
-    small = [cv2.resize(v, (32, 32), interpolation=cv2.INTER_AREA).astype(float) for v in (a, b)]
-    assert np.abs(small[0] - small[1]).mean() < 1.5  # at 1/16 the two grades look alike
-    # orientation energy: horizontal bars -> strong vertical gradients and vice versa
-    def anisotropy(v: np.ndarray) -> float:
-        g = v.astype(float).mean(2)
-        return float(np.abs(np.diff(g, axis=0)).sum() / np.abs(np.diff(g, axis=1)).sum())
-
-    assert anisotropy(a) > 1.3 and anisotropy(b) < 1 / 1.3
-
-
 def _grid_coords(samples, out: Path, tile: int) -> Path:
     """PatchSets of a plain grid (tissue fraction from a threshold): coords without the pipeline."""
     out.mkdir(parents=True, exist_ok=True)
@@ -511,7 +487,7 @@ def test_too_few_images_for_the_folds() -> None:
         fold_assignment(np.arange(6), 4, seed=0)
 
 
-# ---------------------------------------------------------------------- generic layout, domain hook
+# ---------------------------------------------------------------------- generic layout
 @pytest.fixture(scope="module")
 def labelled_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """labels.csv + images/ of 9 small images, 3 classes (a colour each), mixed suffixes."""
@@ -563,37 +539,3 @@ def test_generic_training_infers_the_classes(labelled_folder: Path, tmp_path: Pa
     (tmp_path / "one" / "labels.csv").write_text("image_id,label\nimg0,0\nimg3,0\n")
     with pytest.raises(ConfigError, match="fewer than 2 classes; set num_classes"):
         gigapatch.training.train({"arm": "resize", "workers": 0}, tmp_path / "one", tmp_path / "o")
-
-
-def test_pathology_hook_applies_panda_defaults_beneath_the_user_keys(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import gigapatch.training
-    from gigapatch import get_plugin_manager
-
-    seen: list[dict] = []
-
-    def fake_train(config: dict, data: Path, out: Path) -> dict:
-        seen.append(config)
-        return {"out": str(out)}
-
-    monkeypatch.setattr(gigapatch.training, "train", fake_train)
-    hook = get_plugin_manager().hook.gigapatch_train
-    user = {"epochs": 1, "data": {"images": "slides", "limit": 3, "suffix": None}}
-    assert hook(config=user, data=tmp_path, out=tmp_path, domain="pathology") == {"out": str(tmp_path)}
-    panda = seen[-1]
-    assert panda["data"] == {**PANDA_DATA, "images": "slides", "limit": 3}  # the user's keys win
-    assert panda["num_classes"] == 6 and panda["epochs"] == 1
-    assert user == {"epochs": 1, "data": {"images": "slides", "limit": 3, "suffix": None}}  # untouched
-    assert validate_train_config(panda).data.label_column == "isup_grade"
-    # the user's class count (or names) wins over the 6 ISUP grades
-    assert with_panda_defaults({"num_classes": 3})["num_classes"] == 3
-    named = with_panda_defaults({"data": {"label_names": ["low", "high"]}})
-    assert "num_classes" not in named and validate_train_config(named).num_classes == 2
-    # other domains: the pathology hook declines and the generic trainer gets the config as given
-    from gigapatch_pathology.training import gigapatch_train
-
-    for domain in (None, "generic", "metal_surface"):
-        assert gigapatch_train(config=user, data=tmp_path, out=tmp_path, domain=domain) is None
-        hook(config=user, data=tmp_path, out=tmp_path, domain=domain)
-        assert seen[-1] is user

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_paths import BENCHMARKS as BENCH
 
-REPO = Path(__file__).resolve().parents[1]
-BENCH = REPO / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-import synthetic_slide as ss  # noqa: E402
+import synthetic_slide as ss
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The satellite plugin on real GeoTIFFs (../shared/data/satellite, see its PROVENANCE.md)."""
+"""The satellite plugin on real GeoTIFFs (the satellite folder of the real test data, see its PROVENANCE.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_paths import need
 
 import gigapatch
 from gigapatch import ConfigError, ImageError, load_config, open_image, tile_image
@@ -32,11 +33,10 @@ RGBN = "rgbn.tif"  # 515 x 403 uint8 R, G, B, NIR
 
 
 @pytest.fixture(scope="module")
-def sat(shared_data: Path) -> Path:
-    d = shared_data / "satellite"
-    if not (d / BYTE).exists():
-        pytest.skip("satellite test data not present")
-    return d
+def sat(satellite_dir: Path) -> Path:
+    """The satellite scenes of the real test data (the tests skip without them)."""
+    need(satellite_dir / BYTE, "rasterio's RGB.byte scene")
+    return satellite_dir
 
 
 def true_nodata(path: Path) -> np.ndarray:

@@ -3,23 +3,14 @@ without doubled JPEG chroma noise, and texture cut from the other real slides.""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from helpers_paths import need
 
 from gigapatch_pathology.synth import REALISTIC, synthetic_slide, texture_tiles
 
 SIZE = (3072, 2048)
-
-
-def _cmu(pathology_dir: Path) -> Path:
-    p = pathology_dir / "CMU-1-Small-Region.svs"
-    if not p.exists():
-        pytest.skip("CMU-1-Small-Region.svs not available")
-    return p
 
 
 def test_felt_tip_strokes_are_wider_on_the_same_layout():
@@ -36,8 +27,8 @@ def test_felt_tip_strokes_are_wider_on_the_same_layout():
     assert fine_dist.max() < dist.max() / 3
 
 
-def test_smooth_fold_keeps_density_without_doubling_chroma_noise(pathology_dir):
-    tex = _cmu(pathology_dir)
+def test_smooth_fold_keeps_density_without_doubling_chroma_noise(cmu_svs):
+    tex = cmu_svs
     kw = dict(pen=False, blur=False, dust=False, truth_downsample=1, noise_sigma=0.0)
     a_img, t = synthetic_slide(0, SIZE, tex, **kw)
     b_img, t2 = synthetic_slide(0, SIZE, tex, fold_blur_um=REALISTIC["fold_blur_um"], **kw)
@@ -64,9 +55,7 @@ def test_smooth_fold_keeps_density_without_doubling_chroma_noise(pathology_dir):
 
 
 def test_texture_from_the_frozen_tcga_slide(pathology_dir):
-    p = pathology_dir / "tcga-cr-7395-01a-01-ts1.svs"
-    if not p.exists():
-        pytest.skip("tcga slide not available")
+    p = need(pathology_dir / "tcga-cr-7395-01a-01-ts1.svs", "the TCGA slide")
     pytest.importorskip("imagecodecs")
     tiles = texture_tiles(p, np.random.default_rng(0), max_tiles=8)
     assert tiles.shape == (8, 256, 256, 3)
@@ -76,21 +65,6 @@ def test_texture_from_the_frozen_tcga_slide(pathology_dir):
 
 
 def test_sparse_slide_is_refused_as_texture(pathology_dir):
-    p = pathology_dir / "kidney-48-5.tif"  # ~2 % tissue in one small fragment
-    if not p.exists():
-        pytest.skip("kidney slide not available")
+    p = need(pathology_dir / "kidney-48-5.tif", "the kidney slide")  # ~2 % tissue, one fragment
     with pytest.raises(ValueError, match="tissue-dense"):
         texture_tiles(p, np.random.default_rng(0))
-
-
-def test_quality_benchmark_texture_choice():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        import quality
-    finally:
-        sys.path.pop(0)
-    names = [quality.texture_for("mixed", s)[0] for s in range(300, 306)]
-    assert set(names) <= {"cmu", "tcga", "procedural"} and len(set(names)) >= 2
-    assert quality.texture_for("procedural", 1) == ("procedural", None)
-    name, path = quality.texture_for("tcga", 1)
-    assert name == "tcga" and path.name == "tcga-cr-7395-01a-01-ts1.svs" or name == "procedural"

@@ -1,0 +1,68 @@
+"""GeoJSON export (QuPath feature collections of regions and patches), and its regions read back
+as include polygons (the annotation reader itself: tests/tiling/test_annotations.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import shapely
+
+from gigapatch import PatchSet, Region
+from gigapatch.outputs.geojson import export_geojson
+from gigapatch.tiling.annotations import annotation_mask, rasterize_polygons, read_annotations
+
+SQUARE = np.array([[100, 100], [900, 100], [900, 700], [100, 700]], float)
+HOLE = np.array([[300, 300], [500, 300], [500, 500], [300, 500]], float)
+
+
+def _patchset() -> PatchSet:
+    coords = np.array([[128, 128], [384, 128], [640, 384]])
+    return PatchSet(
+        image_id="s",
+        coords=coords,
+        scores={"foreground": np.array([1.0, 0.75, 0.5], np.float32),
+                "sharpness": np.array([10.5, np.nan, 3.0], np.float32)},
+        attrs={"patch_size_level0": 256, "patch_size": 256},
+        rejected_coords=np.array([[0, 0]]),
+        rejected_reason=np.array(["foreground"]),
+        rejected_scores={"foreground": np.array([0.1], np.float32)},
+        regions=[Region(exterior=SQUARE, holes=[HOLE], label=0)],
+    )
+
+
+def test_export_is_qupath_feature_collection(tmp_path):
+    out = export_geojson(_patchset(), tmp_path / "a" / "s.geojson")
+    data = json.loads(out.read_text())  # strict JSON (NaN written as null)
+    assert data["type"] == "FeatureCollection"
+    ann = [f for f in data["features"] if f["properties"]["objectType"] == "annotation"]
+    det = [f for f in data["features"] if f["properties"]["objectType"] == "detection"]
+    assert len(ann) == 1 and len(det) == 3
+    assert ann[0]["properties"]["classification"]["name"] == "Tissue"
+    rings = ann[0]["geometry"]["coordinates"]
+    assert len(rings) == 2 and rings[0][0] == rings[0][-1]  # exterior + hole, closed
+    poly = shapely.geometry.shape(ann[0]["geometry"])
+    assert poly.area == pytest.approx(800 * 600 - 200 * 200)
+    box = shapely.geometry.shape(det[1]["geometry"])
+    assert box.bounds == (384, 128, 640, 384)
+    assert det[1]["properties"]["measurements"] == {"foreground": 0.75, "sharpness": None}
+    assert det[0]["properties"]["measurements"]["sharpness"] == pytest.approx(10.5)
+    assert not list(tmp_path.glob("a/.*"))  # no temporary left behind
+
+
+def test_export_rejected(tmp_path):
+    out = export_geojson(_patchset(), tmp_path / "s.geojson", include_rejected=True)
+    names = [f["properties"]["classification"]["name"] for f in json.loads(out.read_text())["features"]]
+    assert names.count("Rejected: foreground") == 1 and names.count("Patch") == 3
+
+
+def test_round_trip_regions_become_include_polygons(tmp_path):
+    ps = _patchset()
+    out = export_geojson(ps, tmp_path / "s.geojson")
+    include, exclude = read_annotations(out)
+    assert exclude == [] and len(include) == 1  # detections are skipped
+    assert include[0].equals(ps.regions[0].to_shapely())
+    # the mask of the re-read regions equals the rasterised originals
+    m = annotation_mask(out, (50, 60), 16.0)
+    assert np.array_equal(m, rasterize_polygons([ps.regions[0].to_shapely()], (50, 60), 16.0))
