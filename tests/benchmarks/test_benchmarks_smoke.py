@@ -94,6 +94,7 @@ def test_slide_is_deterministic(tmp_path: Path) -> None:
     np.testing.assert_array_equal(a.tile_class, b.tile_class)
 
 
+@pytest.mark.slow
 def test_run_script_smoke(tmp_path: Path) -> None:
     results = tmp_path / "results.md"
     dump = tmp_path / "r.json"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from helpers_cli import run_cli, run_demo
 
 from gigapatch import PatchSet
@@ -19,6 +20,7 @@ def rank_auc(positive: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+@pytest.mark.slow
 def test_metal_demo_keeps_and_ranks_the_true_defects(tmp_path: Path) -> None:
     import shapely
     import tifffile

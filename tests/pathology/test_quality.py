@@ -74,6 +74,7 @@ def test_truth_metrics_exact():
     assert m2["precision"] == pytest.approx(1 / 3)
 
 
+@pytest.mark.slow
 def test_default_pathology_quality_on_hold_out_slide(cmu_texture: Path | None):
     """The brief's targets on a slide the defaults were not tuned on."""
     from gigapatch import tile_image
