@@ -12,7 +12,7 @@ with the typical patch of the same image::
 
 so 0 is an ordinary patch, 1 twice the usual contrast. Measured on the 118 NEU-DET images
 (50 px patches): ROC AUC 0.72 pooled, 0.80 per image on average, for "patch overlaps an
-annotated defect box" (see ``tests/test_metal_surface.py``).
+annotated defect box" (see ``tests/metal_surface/test_metal_surface.py``).
 """
 
 from __future__ import annotations
