@@ -52,9 +52,9 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
             rel = f.relative_to(root).with_suffix("")
             mod = ".".join((pkg, *rel.parts)).removesuffix(".__init__")
             assert mod in modules, f"{mod} missing from the wheel"
-    for yaml in ("gigapatch_pathology/pathology.yaml", "gigapatch_satellite/satellite.yaml",
-                 "gigapatch_metal_surface/metal_surface.yaml"):
-        assert yaml in names, yaml
+    for data in ("gigapatch_pathology/pathology.yaml", "gigapatch_satellite/satellite.yaml",
+                 "gigapatch_metal_surface/metal_surface.yaml", "gigapatch/py.typed"):
+        assert data in names, data
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
