@@ -71,11 +71,9 @@ def tile(
     images = find_images(paths)
     out.mkdir(parents=True, exist_ok=True)
 
-    def report(res: Any) -> None:
+    def report(res: Any) -> None:  # an empty image: tile_image's warning is already logged
         if res.status == "error":
             print(f"error: {res.message}", file=sys.stderr)
-        elif res.status == "empty":
-            print(f"warning: {res.path}: {res.message}", file=sys.stderr)
 
     if show_progress(quiet):
         from rich.progress import (

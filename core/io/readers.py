@@ -24,7 +24,14 @@ import numpy as np
 from gigapatch.errors import ConfigError, GigapatchError, ImageError
 from gigapatch.io.image import ArrayImage, Image
 from gigapatch.io.pixels import composite_on_white, standalone_jpeg, to_rgb, ycbcr_to_rgb
-from gigapatch.io.tiff import TIFF_MAGIC, TiffImage, TileCache, pyramid_pages, short_message
+from gigapatch.io.tiff import (
+    TIFF_MAGIC,
+    TiffImage,
+    TileCache,
+    pyramid_pages,
+    short_message,
+    truncation,
+)
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".svs", ".tif", ".tiff", ".btf", ".tf8", ".qptiff", ".ndpi", ".mrxs", ".scn", ".bif",
@@ -69,6 +76,16 @@ def _magic_kind(head: bytes) -> str | None:
     return None
 
 
+def _cut_short(data: bytes, kind: str) -> bool:
+    """True when a PNG lacks its closing IEND chunk or a JPEG its end-of-image marker (trailing
+    zero padding allowed), i.e. the file was cut short."""
+    if kind == "png":
+        return b"IEND" not in data[-32:]
+    if kind == "jpeg":
+        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    return False
+
+
 def _read_whole_tiff(path: Path, max_pixels: int, too_big: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB of the first page of a small TIFF, 16-bit samples scaled to 8."""
     import tifffile
@@ -100,6 +117,9 @@ def _read_plain(path: Path, max_pixels: int) -> tuple[np.ndarray, str]:
     import cv2
 
     data = path.read_bytes()
+    if _cut_short(data, kind):
+        raise ImageError(path, f"truncated file ({len(data):,} bytes): the {kind.upper()} stream "
+                               "stops before its end marker; copy or download it again")
     w, h = _plain_size(data, kind)
     if w * h > max_pixels:
         raise ImageError(path, too_big.format(w=w, h=h, lim=max_pixels // 10**6))
@@ -161,8 +181,10 @@ def open_builtin(path: Path) -> Image | None:
         return PlainImage(path)
     try:  # the common case, parsed once: a tiled or pyramidal TIFF the core decodes
         image = TiffImage(path)
-    except ImageError:
-        pass  # decided (and the problem named) below, as for any other TIFF
+    except ImageError as e:
+        if e.problem.startswith("truncated"):
+            raise
+        # otherwise decided (and the problem named) below, as for any other TIFF
     else:
         w, h = image.dimensions
         if len(image.level_dimensions) > 1 or image._levels[0].tiled or w * h > MAX_PLAIN_PIXELS:
@@ -228,6 +250,11 @@ def open_image(path: str | Path, domain: str | None = None, reader: str | None =
     """
     p = Path(path)
     _check_path(p)
+    with open(p, "rb") as f:
+        tiff = f.read(4) in TIFF_MAGIC
+    cut = truncation(p, data=False) if tiff else None  # a few bytes an IFD, before any reader
+    if cut:
+        raise ImageError(p, cut)
     try:
         if reader is not None:
             readers = available_readers()
@@ -239,21 +266,43 @@ def open_image(path: str | Path, domain: str | None = None, reader: str | None =
             from gigapatch.plugin.manager import get_plugin_manager
 
             image = get_plugin_manager().hook.gigapatch_open_image(path=p, domain=domain)
-    except GigapatchError:
+    except ImageError as e:  # a reader's complaint about a cut TIFF: say it is cut
+        if tiff and not e.problem.startswith("truncated") and (cut := truncation(p)):
+            raise ImageError(p, cut) from e
         raise
-    except MemoryError:
+    except (GigapatchError, MemoryError):
         raise
     except Exception as e:
+        if tiff and (cut := truncation(p)):
+            raise ImageError(p, cut) from e
         raise ImageError(p, f"cannot read it ({short_message(e)})") from e
     if image is None:
+        if tiff and (cut := truncation(p)):
+            raise ImageError(p, cut)
         raise ImageError(p, "unsupported format (not a TIFF, PNG, JPEG or BMP image, and no "
                             "installed plugin reads it)")
+    if tiff and not isinstance(image, TiffImage) and (cut := truncation(p)):
+        image.close()  # a reader that decodes lazily would give blank or failing tiles later
+        raise ImageError(p, cut)
     return image
 
 
+#: a DICOM whole-slide image is a folder of these (one series); a reader opens it from any one
+DICOM_SUFFIX = ".dcm"
+
+
+def _dicom_series(folder: Path) -> Path | None:
+    """The first (sorted) ``.dcm`` file of ``folder``: the file a DICOM WSI is opened by (the
+    reader finds the rest of its series beside it), or None when the folder holds none."""
+    dcm = sorted(c for c in folder.iterdir() if c.is_file() and c.suffix.lower() == DICOM_SUFFIX)
+    return dcm[0] if dcm else None
+
+
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand ``paths``: files stay as given, directories give their top-level files whose suffix
-    is in :data:`IMAGE_SUFFIXES` (sorted). Duplicates are dropped, order kept.
+    """Expand ``paths``: files stay as given; a directory gives its top-level files whose suffix
+    is in :data:`IMAGE_SUFFIXES` (sorted), and one ``.dcm`` file for the DICOM series it holds
+    and for each sub-directory that holds one (a DICOM WSI is a folder of ``.dcm`` files).
+    Duplicates are dropped, order kept.
 
     Raises ImageError for a missing path or a directory without images.
     """
@@ -261,10 +310,14 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
     for item in paths:
         p = Path(item)
         if p.is_dir():
-            found = sorted(c for c in p.iterdir() if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES)
+            children = sorted(p.iterdir())
+            found = [c for c in children if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES]
+            series = [_dicom_series(d) for d in [p, *(c for c in children if c.is_dir())]]
+            found += [s for s in series if s is not None]
             if not found:
                 raise ImageError(p, "directory holds no images (looked for "
-                                    f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+                                    f"{', '.join(sorted(IMAGE_SUFFIXES))} and folders of "
+                                    f"{DICOM_SUFFIX} files)")
             out.extend(found)
         elif p.exists():
             out.append(p)
@@ -274,6 +327,7 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
 
 
 __all__ = [
+    "DICOM_SUFFIX",
     "IMAGE_SUFFIXES",
     "MAX_PLAIN_PIXELS",
     "PlainImage",

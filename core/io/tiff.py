@@ -147,11 +147,16 @@ def _make_level(page: Any) -> _Level:
 
 
 def _ifd_chain_problem(path: Path, size: int) -> str | None:
-    """Walk the top-level IFD chain; say where it leaves the file (a truncated download)."""
+    """Walk the top-level IFD chain (a few bytes an IFD, no tifffile); say where it leaves the
+    file, or None when every IFD lies inside it."""
     with open(path, "rb") as f:
         head = f.read(16)
+        if len(head) < 8:
+            return "the TIFF header is cut short"
         bo = "<" if head[:2] == b"II" else ">"
         if head[2:4] in (b"+\x00", b"\x00+"):
+            if len(head) < 16:
+                return "the BigTIFF header is cut short"
             off, cfmt, entry, nfmt = struct.unpack(bo + "Q", head[8:16])[0], "Q", 20, "Q"
         else:
             off, cfmt, entry, nfmt = struct.unpack(bo + "I", head[4:8])[0], "H", 12, "I"
@@ -159,16 +164,68 @@ def _ifd_chain_problem(path: Path, size: int) -> str | None:
         seen: set[int] = set()
         while off and off not in seen and len(seen) < 1_000_000:
             seen.add(off)
+            which = "its first image directory" if len(seen) == 1 else f"image directory {len(seen) - 1}"
             if off + csize > size:
-                return f"IFD {len(seen) - 1} at byte {off} lies beyond the end"
+                return f"{which} lies at byte {off:,}, beyond the end"
             f.seek(off)
             count = struct.unpack(bo + cfmt, f.read(csize))[0]
             at = off + csize + count * entry
             if at + nsize > size:
-                return f"IFD {len(seen) - 1} at byte {off} runs past the end"
+                return f"{which} (at byte {off:,}) runs past the end"
             f.seek(at)
             off = struct.unpack(bo + nfmt, f.read(nsize))[0]
     return None
+
+
+def _data_end(path: Path) -> int | None:
+    """The byte where the strips / tiles of every image (SubIFD levels included) end, read by
+    tifffile with its log quiet; None when tifffile cannot tell."""
+    import logging
+
+    import tifffile
+
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # its complaints about a cut file would be extra lines
+    try:
+        with tifffile.TiffFile(path) as tf:
+            pages = [lvl.keyframe for s in tf.series for lvl in s.levels] + list(tf.pages)
+            end = 0
+            for page in pages:
+                offsets = np.asarray(getattr(page, "dataoffsets", ()) or (), np.int64)
+                counts = np.asarray(getattr(page, "databytecounts", ()) or (), np.int64)
+                if len(offsets) and len(offsets) == len(counts):
+                    end = max(end, int((offsets + counts).max()))
+            return end
+    except Exception:
+        return None
+    finally:
+        logger.setLevel(level)
+
+
+def truncation(path: str | Path, data: bool = True) -> str | None:
+    """Why a TIFF file looks cut short (an interrupted copy or download), or None.
+
+    Parameters
+    ----------
+    path : a file that starts with a TIFF header.
+    data : also check that every strip and tile ends inside the file (parses the IFDs with
+        tifffile); False checks only the chain of image directories (a few bytes each).
+
+    Returns
+    -------
+    One line for :class:`ImageError`, "truncated file (N bytes): ...", or None.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    problem = _ifd_chain_problem(path, size)
+    if problem is None and data:
+        end = _data_end(path)
+        if end is not None and end > size:
+            problem = f"its image data runs to byte {end:,}"
+    if problem is None:
+        return None
+    return f"truncated file ({size:,} bytes): {problem}; copy or download it again"
 
 
 # ---------------------------------------------------------------------------- TiffImage
@@ -193,6 +250,9 @@ class TiffImage(Image):
 
         self._fd: int | None = None
         file = Path(path)
+        cut = truncation(file, data=False)  # before tifffile: a cut file says so, and only once
+        if cut:
+            raise ImageError(self.path, cut)
         try:
             with tifffile.TiffFile(file) as tf:
                 pages, problem = pyramid_pages(tf)
@@ -206,12 +266,10 @@ class TiffImage(Image):
         except Exception as e:
             raise ImageError(self.path, f"not a readable TIFF ({short_message(e)})") from e
         size = file.stat().st_size
-        problem = _ifd_chain_problem(file, size)
         end = max(int((lv.offsets + lv.counts).max(initial=0)) for lv in self._levels)
-        if problem is None and end > size:
-            problem = f"its tiles run to byte {end}"
-        if problem:
-            raise ImageError(self.path, f"truncated or corrupt file ({size} bytes): {problem}")
+        if end > size:
+            raise ImageError(self.path, f"truncated file ({size:,} bytes): its image data runs "
+                                        f"to byte {end:,}; copy or download it again")
         w0, h0 = self._levels[0].width, self._levels[0].height
         self._downsamples = tuple((w0 / lv.width + h0 / lv.height) / 2 for lv in self._levels)
         self._fd = os.open(file, os.O_RDONLY | getattr(os, "O_BINARY", 0))

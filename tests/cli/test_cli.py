@@ -249,3 +249,33 @@ def test_console_leaves_other_commands_to_the_interpreter(capsys: pytest.Capture
     with pytest.raises(SystemExit) as e:  # ... and a failing one raises its status as main does
         console(["train", "--no-such-option"])
     assert e.value.code == 2
+
+
+def test_an_empty_image_warns_once(tmp_path: Path) -> None:
+    """The library logs the warning; the CLI does not print it a second time."""
+    import cv2
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 400, 3), 245, np.uint8))
+    for quiet in ((), ("--quiet",)):
+        res = run_cli("tile", str(blank), "--out", str(tmp_path / "out"), *quiet)
+        assert res.returncode == 0, res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "blank" in lines[0] and "almost no foreground" in lines[0], lines
+
+
+def test_info_keeps_long_file_names_on_one_line(tmp_path: Path, pathology_dir: Path) -> None:
+    """File names are printed whole (rich wraps at 80 columns when the output is a pipe); a cut
+    file among them is one error line naming it, and the others are still shown."""
+    folder = tmp_path / ("a_folder_with_a_rather_long_name_" * 3) / "and_a_second_level"
+    folder.mkdir(parents=True)
+    long_name = folder / "CMU-1-Small-Region_with_a_long_name.svs"
+    shutil.copy(pathology_dir / "CMU-1-Small-Region.svs", long_name)
+    data = long_name.read_bytes()
+    (folder / "cut.svs").write_bytes(data[: len(data) // 2])
+    res = run_cli("info", str(folder))
+    assert res.returncode == 1  # one of two images failed
+    assert str(long_name) in res.stdout.splitlines()
+    assert any(ln.startswith("reader: tifffile") and "mpp: 0.499" in ln
+               for ln in res.stdout.splitlines())
+    _assert_one_line_error(res, f"{folder / 'cut.svs'}: truncated file")
