@@ -94,12 +94,16 @@ def train_command(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="training YAML")] = None,
     arm: Annotated[str | None, typer.Option(help="mosaic, resize or patch")] = None,
     model: Annotated[str | None, typer.Option(help="timm model name")] = None,
-    epochs: Annotated[int | None, typer.Option(help="epochs per fold")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        help="epochs per fold (numbered from 0 in the log and metrics.csv)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="batch size")] = None,
-    folds: Annotated[int | None, typer.Option(help="number of stratified folds")] = None,
-    fold: Annotated[list[int] | None, typer.Option(help="fold(s) to run (repeat)")] = None,
+    folds: Annotated[int | None, typer.Option(
+        help="number of stratified folds; every fold runs (the config file's fold list is "
+        "replaced) unless --fold is given too")] = None,
+    fold: Annotated[list[int] | None, typer.Option(help="fold(s) to run, from 0 (repeat)")] = None,
     lr: Annotated[float | None, typer.Option(help="peak learning rate")] = None,
-    workers: Annotated[int | None, typer.Option(help="loader workers")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="loader worker processes (default: the CPU cores, at most 8; capped to them)")] = None,
     n_tiles: Annotated[int | None, typer.Option(help="tiles per mosaic")] = None,
     tile_size: Annotated[int | None, typer.Option(help="tile side (px)")] = None,
     limit: Annotated[int | None, typer.Option(help="use only the first N images")] = None,
@@ -111,7 +115,8 @@ def train_command(
 ) -> None:
     """Train a timm model (mosaic or resize arm) with stratified K-fold and QWK.
 
-    Without a domain, DATA is a generic labelled folder (labels.csv of image_id,label beside
+    Precedence: defaults < the domain's defaults < --config file < flags; --folds also replaces
+    the file's fold list. Epochs and folds are numbered from 0. Without a domain, DATA is a generic labelled folder (labels.csv of image_id,label beside
     images/); with --domain (or ``domain:`` in the config), that domain's plugin may put its own
     layout and defaults beneath the config.
     """
@@ -140,8 +145,8 @@ def train_command(
 
         con = Console()
         for k, f in summary.get("folds", {}).items():
-            con.print(f"fold {k}: best QWK {f['best_qwk']:.4f} (epoch {f['best_epoch']}) "
-                      f"-> {f['checkpoint']}", highlight=False)
+            con.print(f"fold {k}: best QWK {f['best_qwk']:.4f} at epoch {f['best_epoch']} "
+                      f"-> {f['checkpoint']}", highlight=False, soft_wrap=True)
         if summary.get("mean_qwk") is not None:
             con.print(f"mean QWK {summary['mean_qwk']:.4f}; metrics: {summary.get('metrics')}",
                       highlight=False)

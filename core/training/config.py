@@ -4,7 +4,13 @@ One key, ``arm``, picks the recipe: ``mosaic`` (N tiles of each image stitched i
 the tile-concatenation recipe) or ``resize`` (the whole image at a low level resized to S x S,
 the baseline). ``patch`` trains on single patches (one image file or patch, one label).
 Precedence: model defaults < the domain's defaults (applied by its ``gigapatch_train`` hook) <
-YAML file < CLI flags (see :func:`read_train_config` and :func:`load_train_config`).
+YAML file < CLI flags (see :func:`read_train_config` and :func:`load_train_config`). A flag also
+replaces the file's keys that only make sense with the file's value of it
+(:data:`FLAG_REPLACES`): ``--folds 2`` runs every fold of a 2-fold split even when the file
+lists ``fold: [0]``; give ``--fold`` as well to run fewer.
+
+Epochs and folds are numbered from 0 everywhere: the log lines, ``metrics.csv``, the
+checkpoints and ``summary.json`` (``epochs: 10`` runs epochs 0..9).
 
 The data layout defaults to a generic labelled folder::
 
@@ -107,7 +113,11 @@ class TrainConfig(_Strict):
     optim: OptimConfig = OptimConfig()
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(8, ge=1)
-    workers: int = Field(2, ge=0)
+    workers: int | None = Field(
+        None, ge=0,
+        description="loader worker processes (default: the cores this process may use, at "
+        "most 8); more than the cores are capped to them",
+    )
     folds: int = Field(4, ge=2, description="stratified K-fold on the label")
     fold: list[int] | None = Field(None, description="fold(s) to run (default: all)")
     seed: int = 42
@@ -175,10 +185,61 @@ FLAG_KEYS: dict[str, str] = {
 }
 
 
+#: a flag (dotted key) -> the file's keys it replaces unless they are flags too
+FLAG_REPLACES: dict[str, tuple[str, ...]] = {
+    "folds": ("fold",),  # fold indices belong to the file's fold count
+}
+
+
 def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
     from gigapatch.config import nest_dotted
 
     return nest_dotted(overrides)
+
+
+def _drop(data: dict[str, Any], dotted: str) -> dict[str, Any]:
+    """``data`` without the key ``dotted`` (a copy where something is dropped)."""
+    head, _, rest = dotted.partition(".")
+    if head not in data:
+        return data
+    if not rest:
+        return {k: v for k, v in data.items() if k != head}
+    if not isinstance(data[head], dict):
+        return data
+    return {**data, head: _drop(data[head], rest)}
+
+
+#: loader workers when ``workers`` is left out, at most
+DEFAULT_MAX_WORKERS = 8
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one), shared by the
+    processes of one ``torchrun`` node (``LOCAL_WORLD_SIZE``)."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
+
+
+def resolve_workers(requested: int | None) -> tuple[int, str | None]:
+    """Loader worker processes for ``requested`` on this machine, and a note when it differs.
+
+    Returns
+    -------
+    ``(n, note)``: ``n`` = ``min(cores, 8)`` when ``requested`` is None, ``min(requested,
+    cores)`` otherwise; ``note`` is one line saying why a requested number was capped, or None.
+    """
+    cores = available_cores()
+    if requested is None:
+        return min(cores, DEFAULT_MAX_WORKERS), None
+    if requested > cores:
+        return cores, (f"workers: {requested} asked for, {cores} CPU cores available: using "
+                       f"{cores} loader workers")
+    return requested, None
 
 
 def validate_train_config(data: dict[str, Any] | TrainConfig, source: str | None = None) -> TrainConfig:
@@ -194,11 +255,19 @@ def read_train_config(
     file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The keys a user gave: YAML ``file`` < ``overrides`` (dotted keys allowed, None values
-    ignored), not validated and without defaults, so a domain can put its defaults beneath them."""
+    ignored), not validated and without defaults, so a domain can put its defaults beneath them.
+    An override also removes the file's keys it replaces (:data:`FLAG_REPLACES`) unless those
+    are overridden too."""
     from gigapatch.config import deep_merge, read_yaml
 
     data = read_yaml(file) if file is not None else {}
-    return deep_merge(data, _nest(overrides or {}))
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for flag, replaced in FLAG_REPLACES.items():
+        if flag in given:
+            for key in replaced:
+                if key not in given:
+                    data = _drop(data, key)
+    return deep_merge(data, _nest(given))
 
 
 def load_train_config(

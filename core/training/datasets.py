@@ -485,7 +485,9 @@ def build_items(
         def work(it: SlideItem) -> SlideItem:
             return _patchset_item(it, tile_sample(it, cache, tiling), cfg.mosaic.rank_by)
 
-        with ThreadPoolExecutor(max(1, cfg.workers)) as pool:
+        from gigapatch.training.config import resolve_workers
+
+        with ThreadPoolExecutor(max(1, resolve_workers(cfg.workers)[0])) as pool:
             for i, _ in enumerate(pool.map(work, todo)):
                 if progress is not None:
                     progress(i + 1, len(todo))

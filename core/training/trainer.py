@@ -8,13 +8,17 @@ Outputs under ``out``::
 
     folds.csv                  image_id, label, fold (the stratified split)
     metrics.csv                epoch, fold, train_loss, val_loss, qwk, accuracy, lr, seconds
-                               (epochs and folds count from 0, as in the log lines)
     summary.json               best QWK per fold and the checkpoints
     fold<k>/best.pt            weights of the best epoch by QWK + frozen data config
     fold<k>/last.pt            the same + optimizer/scheduler/scaler state (for ``resume``)
     fold<k>/confusion.png      confusion matrix of the best epoch
     fold<k>/val_predictions.csv
     tiles/<image_id>.h5        cached PatchSets of the mosaic arm
+
+Epochs and folds are numbered from 0 everywhere (log lines, ``metrics.csv``, checkpoints,
+``summary.json``): ``epochs: 10`` runs epochs 0..9, and the log says so when training starts.
+Loader workers are capped to the cores this process may use (one info line when a configured
+number is lowered), so ``workers: 8`` on a 2-core machine runs 2 without a warning.
 
 The library only logs; records carrying ``extra={"progress": (task, done, total)}`` let the CLI
 draw bars.
@@ -35,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from gigapatch.training.config import TrainConfig, validate_train_config
+from gigapatch.training.config import TrainConfig, resolve_workers, validate_train_config
 from gigapatch.training.models import create_model, decode, loss_fn
 
 if TYPE_CHECKING:
@@ -212,7 +216,7 @@ def _loader(ds: Any, cfg: TrainConfig, train: bool, device: torch.device, dist: 
         batch_size=cfg.batch_size,
         shuffle=train and sampler is None,
         sampler=sampler,
-        num_workers=cfg.workers,
+        num_workers=resolve_workers(cfg.workers)[0],  # train() has resolved it (and said so)
         pin_memory=device.type == "cuda",
         drop_last=train and n > cfg.batch_size,  # no 1-sample batch for BatchNorm
         generator=g,
@@ -458,7 +462,7 @@ def train_fold(
         loader = _loader(train_ds, cfg, True, device, dist, epoch)
         train_loss = train_one_epoch(
             net, loader, criterion, opt, sched, scaler, device, dtype, channels_last,
-            task=f"fold {k} epoch {epoch} (0-{cfg.epochs - 1})",
+            task=f"fold {k} epoch {epoch} of 0-{cfg.epochs - 1}",
         )
         if dist.enabled:  # average the training loss over ranks
             import torch.distributed as tdist
@@ -481,7 +485,7 @@ def train_fold(
             }
             history.append(row)
             log.info(
-                "fold %d epoch %d (0-%d): train_loss %.4f val_loss %.4f qwk %.4f acc %.3f (%.0f s)",
+                "fold %d epoch %d of 0-%d: train_loss %.4f val_loss %.4f qwk %.4f acc %.3f (%.0f s)",
                 k, epoch, cfg.epochs - 1, train_loss, val_loss, qwk, acc, row["seconds"],
             )
             state = {**frozen, "model": model.state_dict(), "epoch": epoch, "qwk": qwk,
@@ -554,6 +558,10 @@ def train(
     cfg = validate_train_config(config)
     data, out = Path(data), Path(out)
     dist = Dist()
+    workers, note = resolve_workers(cfg.workers)
+    if note and dist.main:
+        log.info("%s", note)
+    cfg = cfg.model_copy(update={"workers": workers})
     device = pick_device(cfg, dist)
     dist.setup(device)
     try:
@@ -577,8 +585,10 @@ def train(
                 w.writerows((s.image_id, s.label, int(fk)) for s, fk in zip(samples, folds))
         rows = _read_metrics(out / "metrics.csv")
         log.info(
-            "training %s (%s arm, %s head) on %d images, folds %s, device %s",
-            cfg.model, cfg.arm, cfg.head, len(samples), run, device,
+            "training %s (%s arm, %s head) on %d images: folds %s of a %d-fold split, epochs "
+            "0-%d (folds and epochs numbered from 0, as in metrics.csv), device %s, %d loader "
+            "workers", cfg.model, cfg.arm, cfg.head, len(samples), run, cfg.folds,
+            cfg.epochs - 1, device, cfg.workers,
         )
         results = []
         for k in run:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import math
 import socket
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,37 @@ def test_shipped_configs_validate() -> None:
     for name in ("synthetic-mosaic.yaml", "synthetic-resize.yaml"):
         syn = load_train_config(REPO / "configs" / name)
         assert (syn.model, syn.domain, syn.num_classes) == ("resnet18", "pathology", 6)
+
+
+def test_a_flag_replaces_the_file_keys_it_conflicts_with(tmp_path: Path) -> None:
+    """``--folds`` runs every fold of its split: it replaces the file's ``fold`` list (whose
+    indices belong to the file's fold count) unless ``--fold`` is given too; other file keys stay."""
+    from gigapatch.training.config import read_train_config
+
+    f = tmp_path / "t.yaml"
+    f.write_text("folds: 4\nfold: [0]\nepochs: 3\n")
+    assert load_train_config(f).fold == [0]
+    cfg = load_train_config(f, {"folds": 2, "fold": None})
+    assert (cfg.folds, cfg.fold, cfg.epochs) == (2, None, 3)  # None: every fold
+    assert load_train_config(f, {"folds": 2, "fold": [1]}).fold == [1]
+    assert load_train_config(f, {"epochs": 1}).fold == [0]  # an unrelated flag keeps it
+    assert "fold" not in read_train_config(f, {"folds": 2})
+    assert "fold" in read_train_config(f, {"seed": 3})
+
+
+def test_workers_fit_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gigapatch.training import config as tc
+
+    monkeypatch.setattr(tc, "available_cores", lambda: 2)
+    assert tc.resolve_workers(None) == (2, None)  # the default: the cores, at most 8
+    n, note = tc.resolve_workers(8)
+    assert n == 2 and note == "workers: 8 asked for, 2 CPU cores available: using 2 loader workers"
+    assert tc.resolve_workers(1) == (1, None) and tc.resolve_workers(0) == (0, None)
+    monkeypatch.setattr(tc, "available_cores", lambda: 64)
+    assert tc.resolve_workers(None) == (8, None)
+    monkeypatch.undo()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: the node's cores are shared
+    assert tc.available_cores() == max(1, len(__import__("os").sched_getaffinity(0)) // 2)
 
 
 @pytest.mark.parametrize(
@@ -413,7 +445,11 @@ def test_resize_arm_ordinal_ddp_world_of_one(
     assert not any(k.startswith("module.") for k in ck["model"])  # saved unwrapped
 
 
-def test_cli_train_and_errors(cohort: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_cli_train_and_errors(
+    cohort: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture,
+) -> None:
     from gigapatch.cli.app import main
 
     data, coords = cohort
@@ -423,14 +459,27 @@ def test_cli_train_and_errors(cohort: tuple[Path, Path], tmp_path: Path) -> None
     cfg = tmp_path / "t.yaml"
     cfg.write_text(
         f"mosaic: {{n_tiles: 4, tile_size: 32, level: 0}}\ndata: {{coords_dir: {coords}}}\n"
-        "workers: 0\nfold: [1]\n"
+        "workers: 8\nfold: [1]\n"
     )
     out = tmp_path / "cli"
-    main(["train", "--domain", "pathology", "--config", str(cfg), "--data", str(data), "--out",
-          str(out), "--epochs", "1", "--model", "resnet18", "--batch-size", "4", "--folds", "2",
-          "--arm", "mosaic", "--quiet"])
+    # --folds 2 trains both folds although the file lists fold 1 only; 8 workers on a machine
+    # of 1 core are capped to 1 with one info line, and torch has nothing to warn about
+    monkeypatch.setattr("gigapatch.training.config.available_cores", lambda: 1)
+    with caplog.at_level("INFO", logger="gigapatch"), warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        main(["train", "--domain", "pathology", "--config", str(cfg), "--data", str(data), "--out",
+              str(out), "--epochs", "1", "--model", "resnet18", "--batch-size", "4", "--folds",
+              "2", "--arm", "mosaic"])
     rows = _metrics(out)
-    assert [(r["epoch"], r["fold"]) for r in rows] == [("0", "1")]
+    assert [(r["epoch"], r["fold"]) for r in rows] == [("0", "0"), ("0", "1")]
+    assert "workers: 8 asked for, 1 CPU cores available: using 1 loader workers" in caplog.messages
+    assert not [str(w.message) for w in warned if "worker" in str(w.message)]
+    logged = [m.split(":")[0] for m in caplog.messages if m.startswith("fold ")]
+    assert logged == ["fold 0 epoch 0 of 0-0", "fold 1 epoch 0 of 0-0"]  # as in metrics.csv
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"fold {k}: best QWK {float(rows[k]['qwk']):.4f} at epoch 0 -> {out / f'fold{k}' / 'best.pt'}"
+        for k in (0, 1)
+    ]
     with pytest.raises(SystemExit) as e:
         main(["train", "--config", str(cfg), "--data", str(data), "--out", str(out), "--arm", "crop",
               "--quiet"])
