@@ -48,7 +48,6 @@ from report import machine_line  # noqa: E402
 from run import (  # noqa: E402
     FAST_CONFIG,
     GENERATOR_VERSION,
-    _run_reaped,
     _split_run,
     bench_env,
     find_hs2p,
@@ -80,6 +79,57 @@ arts = tile_slides(
 )
 print("N", sum(a.num_tiles for a in arts), "OK", len(arts))
 """
+
+
+#: the launcher of every timed process: it becomes a child subreaper (Linux), so that worker
+#: processes whose parent exits first (a forkserver and its workers) are reparented to it, and
+#: reaps the whole tree: wall time, the largest peak RSS of any one process, CPU seconds of all,
+#: processes reaped; written as "wall maxrss_kb exit_code cpu_s n_procs" to argv[1]. It is a tiny
+#: ``python -S`` process: Linux keeps a parent's peak RSS across fork/exec (see run.py).
+LAUNCHER = """
+import ctypes, os, sys, time
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except Exception:
+    pass
+t0 = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, ru = os.wait4(pid, 0)
+dt = time.perf_counter() - t0
+rss, cpu, n = ru.ru_maxrss, ru.ru_utime + ru.ru_stime, 1
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:  # orphaned descendants (forkserver, its workers)
+    try:
+        other, _, r = os.wait4(-1, os.WNOHANG)
+    except ChildProcessError:
+        break
+    if other == 0:
+        time.sleep(0.05)
+        continue
+    rss, cpu, n = max(rss, r.ru_maxrss), cpu + r.ru_utime + r.ru_stime, n + 1
+with open(sys.argv[1], "w") as f:
+    f.write(f"{dt} {rss} {os.waitstatus_to_exitcode(status)} {cpu} {n}")
+"""
+
+
+def run_tree(cmd: list[str], env: dict[str, str] | None) -> dict[str, Any]:
+    """Run ``cmd`` through :data:`LAUNCHER`: wall s, peak RSS MB of its largest process, CPU s
+    and processes of its whole tree, stdout. Raises RuntimeError when it fails."""
+    with tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr, \
+            tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report"
+        subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(report), *map(str, cmd)],
+                       stdout=fout, stderr=ferr, env=env, check=False)
+        fout.seek(0)
+        ferr.seek(0)
+        out, err = fout.read().decode(errors="replace"), ferr.read().decode(errors="replace")
+        fields = report.read_text().split() if report.exists() else ["nan", "0", "-1", "nan", "0"]
+    if int(fields[2]) != 0:
+        tail = (err or out).strip().splitlines()[-3:]
+        raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} ... exited {fields[2]}: "
+                           + " | ".join(tail))
+    return {"wall": float(fields[0]), "rss": float(fields[1]) / 1024, "cpu": float(fields[3]),
+            "procs": int(fields[4]), "stdout": out}
 
 
 # ---------------------------------------------------------------------- the cohort
@@ -214,22 +264,22 @@ def run_rounds(cmds: dict[str, tuple[list[str], Path]], decode_cmd: list[str], r
             if clean is not None:
                 shutil.rmtree(clean, ignore_errors=True)
             load = os.getloadavg()[0]
-            cpu: list[float] = []
             try:
-                wall, rss, out = _run_reaped(cmd, env, cpu)
+                run = run_tree(cmd, env)
             except RuntimeError as e:
                 res[name]["error"] = str(e)
                 log(f"round {i + 1}: {name}: {e}")
                 continue
             r = res[name]
-            r.setdefault("patches", []).append(_patches(clean, out))
-            r["walls"].append(wall)
-            r["cpus"].append(cpu[0])
-            r["rss"].append(rss)
+            r.setdefault("patches", []).append(_patches(clean, run["stdout"]))
+            r.setdefault("procs", []).append(run["procs"])
+            r["walls"].append(run["wall"])
+            r["cpus"].append(run["cpu"])
+            r["rss"].append(run["rss"])
             r["loads"].append(load)
-            r["stdout"].append(out)
-            log(f"round {i + 1}/{repeats}: {name} {wall:.1f} s, peak RSS {rss:.0f} MB, "
-                f"load {load:.2f}")
+            r["stdout"].append(run["stdout"])
+            log(f"round {i + 1}/{repeats}: {name} {run['wall']:.1f} s, CPU {run['cpu']:.1f} s, "
+                f"peak RSS {run['rss']:.0f} MB, {run['procs']} processes, load {load:.2f}")
     for _, clean in cmds.values():
         if clean is not None:
             shutil.rmtree(clean, ignore_errors=True)
@@ -261,6 +311,7 @@ def figures(res: dict[str, dict[str, Any]], n_slides: int) -> dict[str, Any]:
                "rss": max(r["rss"]), "per_min": 60 * n_slides / wall,
                "load": statistics.median(r["loads"])}
         row["patches"] = r["patches"][-1]
+        row["procs"] = max(r["procs"])
         f["runs"][name] = row
     dec = res.get("decode", {})
     if dec.get("stdout"):
@@ -306,14 +357,16 @@ def targets(f: dict[str, Any], workers: list[int]) -> list[tuple[str, float | No
 def make_table(f: dict[str, Any], n_slides: int, workers: list[int]) -> str:
     runs = f["runs"]
     lines = ["| run | workers | wall s | slides/min | CPU s | peak RSS MB (largest process) | "
-             "patches kept | load (1 min) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "processes | patches kept | load (1 min) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     label = {"gp-default": "gigapatch, default config", "gp-fast": "gigapatch, fast preset",
              "hs2p-plain": "hs2p tile_slides", "hs2p-blur": "hs2p tile_slides, blur QC on"}
     for name, r in sorted(runs.items(), key=lambda kv: (int(kv[0].rsplit("-", 1)[1]), kv[0])):
         tool, w = name.rsplit("-", 1)
         kept = "-" if r["patches"] is None else str(r["patches"])
         lines.append(f"| {label.get(tool, tool)} | {w} | {r['wall']:.2f} | {r['per_min']:.1f} | "
-                     f"{r['cpu']:.1f} | {r['rss']:.0f} | {kept} | {r['load']:.2f} |")
+                     f"{r['cpu']:.1f} | {r['rss']:.0f} | {r['procs']} | {kept} | "
+                     f"{r['load']:.2f} |")
     dec = f.get("decode", {})
     for w in workers:
         for cfg in ("default", "fast"):
@@ -321,10 +374,10 @@ def make_table(f: dict[str, Any], n_slides: int, workers: list[int]) -> str:
             if s is not None:
                 lines.append(f"| JPEG decode of the tiles the {cfg} config reads "
                              f"({dec[cfg + '_mp']:.0f} MP) | {w} thread(s) | {s:.2f} | "
-                             f"{60 * n_slides / s:.1f} | - | - | - | - |")
+                             f"{60 * n_slides / s:.1f} | - | - | - | - | - |")
     lines += ["", "| target | measured | target | met |", "|---|---:|---:|---|"]
     for what, v, want, met in targets(f, workers):
-        shown = "not measured" if v is None else f"{v:.2f}"
+        shown = "not measured" if v is None else f"{v:.0f}" if "MB" in what else f"{v:.2f}"
         verdict = "-" if v is None else "yes" if met else "no"
         lines.append(f"| {what} | {shown} | {want} | {verdict} |")
     return "\n".join(lines)
@@ -376,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     me = [sys.executable, str(Path(__file__).resolve()), "--cohort", str(folder)]
     npz = work / f"{folder.name}-decoded.npz"
     log("recording the tiles gigapatch decodes (default and fast configs; untimed)")
-    _, _, out = _run_reaped([*me, "--child", "record", "--npz", str(npz)], env)
+    out = run_tree([*me, "--child", "record", "--npz", str(npz)], env)["stdout"]
     decoded = json.loads(out.strip().splitlines()[-1])
     cmds = commands(folder, work / "cohort-out", args.workers, hs2p_py, multi)
     decode_cmd = [*me, "--child", "decode", "--npz", str(npz), "--workers",
@@ -387,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                                    multi).values():
             shutil.rmtree(clean, ignore_errors=True)
             try:
-                _run_reaped(cmd, env)
+                run_tree(cmd, env)
             except RuntimeError as e:
                 log(f"warm-up: {e}")
             shutil.rmtree(clean, ignore_errors=True)

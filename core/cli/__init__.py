@@ -2,7 +2,7 @@
 
 import sys
 
-from gigapatch.cli import demo, info, plugins, tile, train  # noqa: F401  (each adds its command)
+from gigapatch.cli import demo, info, plugins, report, tile, train  # noqa: F401  (each adds its command)
 from gigapatch.cli.app import app, main
 
 __all__ = ["app", "console", "main"]
