@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gigapatch.errors import ConfigError
 
@@ -63,9 +63,18 @@ class PatchConfig(_Strict):
     per_region: bool = Field(
         False, description="place each region on its own (a patch never holds two regions)"
     )
-    edge: Literal["inside", "pad"] = Field(
-        "inside", description="'inside': patches lie wholly in the image; 'pad': may overhang"
+    edge: Literal["inside", "pad", "shift"] = Field(
+        "inside",
+        description="image edge policy: 'inside' (or 'skip'): whole patches only, the leftover "
+        "strip is skipped; 'pad': the last row/column overhangs (padded, flagged 'partial'); "
+        "'shift': the last row/column is shifted inward to end at the image edge",
     )
+
+    @field_validator("edge", mode="before")
+    @classmethod
+    def _skip_is_inside(cls, v: object) -> object:
+        """``skip`` is another name of ``inside`` (recorded as ``inside``)."""
+        return "inside" if v == "skip" else v
 
 
 class ScoreConfig(_Strict):

@@ -69,6 +69,19 @@ def gigapatch_score_pixels(patches: np.ndarray, context: ImageContext) -> dict[s
     return sharpness_batch(patches)
 
 
+@hookimpl
+def gigapatch_patch_columns(coords: np.ndarray, context: ImageContext) -> dict[str, np.ndarray] | None:
+    """``partial`` (bool) with ``patch.edge`` ``pad`` or ``shift``: the patch reaches past the
+    image edge (its outside part is padding: a ``pad`` grid's last row / column, or an image
+    smaller than a patch)."""
+    if context.config.patch.edge not in ("pad", "shift") or context.geometry is None:
+        return None
+    from gigapatch.io.geometry import patches_inside
+
+    size = context.geometry.size_level0
+    return {"partial": ~patches_inside(coords, size, context.image.dimensions)}
+
+
 @hookimpl(trylast=True)
 def gigapatch_train(config: dict[str, Any], data: Path, out: Path, domain: str | None) -> dict[str, Any]:
     """The generic trainer, for any domain whose plugin does not train: ``config`` as given over

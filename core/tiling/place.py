@@ -53,18 +53,27 @@ def _effective_mask(
 def axis_positions(length: int, size: int, stride: int, edge: str) -> np.ndarray:
     """Grid positions along one axis of ``length`` level-0 px, anchored at 0.
 
-    ``"inside"``: every position with ``p + size <= length``. ``"pad"``: as many as needed for the
-    last patch to reach the end (``p + size >= length``), so it may overhang; at least one, and
-    never one that starts at or past the end (with ``stride > size`` the gaps stay gaps).
+    ``"inside"`` (or ``"skip"``): every position with ``p + size <= length`` (the leftover strip
+    at the end is skipped). ``"pad"``: as many as needed for the last patch to reach the end
+    (``p + size >= length``), so it may overhang; at least one, and never one that starts at or
+    past the end (with ``stride > size`` the gaps stay gaps). ``"shift"``: the inside positions,
+    plus one at ``length - size`` when they stop short of the end (the last patch is shifted
+    inward to end at the edge, overlapping its neighbour); an axis shorter than a patch gets one
+    overhanging patch at 0, as with ``"pad"``.
     """
     if length <= 0:
         return np.zeros(0, np.int64)
-    if edge == "inside":
+    if edge in ("inside", "skip"):
         n = (length - size) // stride + 1 if length >= size else 0
     elif edge == "pad":
         n = min(-(-max(length - size, 0) // stride) + 1, -(-length // stride))
+    elif edge == "shift":
+        if length <= size:
+            return np.zeros(1, np.int64)
+        p = np.arange((length - size) // stride + 1, dtype=np.int64) * stride
+        return p if p[-1] == length - size else np.append(p, np.int64(length - size))
     else:
-        raise ValueError(f"edge must be 'inside' or 'pad', got {edge!r}")
+        raise ValueError(f"edge must be 'inside', 'skip', 'pad' or 'shift', got {edge!r}")
     return np.arange(n, dtype=np.int64) * stride
 
 
@@ -90,7 +99,7 @@ def grid_coords(
     dims: tuple[int, int],
     *,
     min_foreground: float = 0.0,
-    edge: Literal["inside", "pad"] = "inside",
+    edge: Literal["inside", "skip", "pad", "shift"] = "inside",
     regions: list[Region] | None = None,
     origin: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
@@ -108,9 +117,12 @@ def grid_coords(
     size_level0, stride_level0 : patch side and step in level-0 px.
     dims : (width, height) of level 0.
     min_foreground : minimum fraction of the patch that is foreground.
-    edge : ``"inside"``: patches lie wholly inside ``dims``; ``"pad"``: the grid goes on until
-        the last row/column reaches the image edge, so those patches may overhang (the reader
-        pads them; the overhang counts as background).
+    edge : ``"inside"`` (or ``"skip"``): patches lie wholly inside ``dims``, the leftover strip
+        at the right and bottom is skipped; ``"pad"``: the grid goes on until the last
+        row/column reaches the image edge, so those patches may overhang (the reader pads them;
+        the overhang counts as background); ``"shift"``: the last row/column is shifted inward
+        to end at the image edge (inside ``dims``, overlapping its neighbour; an image smaller
+        than a patch gets one overhanging patch). See :func:`axis_positions`.
     regions : when given, only foreground inside these regions counts (rasterised at the
         mask's scale with :func:`gigapatch.regions_to_mask`).
     origin : level-0 (x, y) of the grid's first cell (default (0, 0); the grid covers only

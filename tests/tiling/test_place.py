@@ -76,7 +76,7 @@ def test_grid_matches_brute_force() -> None:
         dims = (w * ds - int(rng.integers(0, ds)), h * ds - int(rng.integers(0, ds)))
         size, stride = int(rng.integers(1, 24)), int(rng.integers(1, 24))
         min_fg = float(rng.choice([0.0, 0.25, 0.5, rng.random()]))
-        for edge in ("inside", "pad"):
+        for edge in ("inside", "skip", "pad", "shift"):
             got = grid_coords(m, ds, size, stride, dims, min_foreground=min_fg, edge=edge)
             exp = brute_grid(m, ds, size, stride, dims, min_fg, edge)
             assert got.shape == exp.shape and (got == exp).all()
@@ -97,6 +97,67 @@ def test_grid_edge_modes() -> None:
     assert len(grid_coords(m, 4.0, 200, 200, (130, 97), edge="inside")) == 0
     with pytest.raises(ValueError):
         grid_coords(m, 4.0, 32, 32, dims, edge="mirror")
+
+
+def test_axis_positions_edge_policies() -> None:
+    """Known answers on one axis of 300 px, patches of 128: skip (= inside) drops the last 44 px,
+    pad overhangs by 84, shift ends the last patch at the edge (overlapping its neighbour by 84)."""
+    assert axis_positions(300, 128, 128, "inside").tolist() == [0, 128]
+    assert axis_positions(300, 128, 128, "skip").tolist() == [0, 128]
+    assert axis_positions(300, 128, 128, "pad").tolist() == [0, 128, 256]
+    assert axis_positions(300, 128, 128, "shift").tolist() == [0, 128, 172]
+    assert axis_positions(256, 128, 128, "shift").tolist() == [0, 128]  # aligned: no extra one
+    assert axis_positions(300, 128, 64, "shift").tolist() == [0, 64, 128, 172]
+    # an axis shorter than a patch: one overhanging patch (pad, shift), none (skip)
+    assert axis_positions(100, 128, 128, "shift").tolist() == [0]
+    assert axis_positions(100, 128, 128, "pad").tolist() == [0]
+    assert axis_positions(100, 128, 128, "skip").tolist() == []
+    rng = np.random.default_rng(3)
+    for _ in range(300):  # shift: inside the axis, reaches its end, steps never above the stride
+        length, size, stride = (int(v) for v in rng.integers(1, 400, 3))
+        p = axis_positions(length, size, stride, "shift")
+        inside = axis_positions(length, size, stride, "inside")
+        assert p[0] == 0 and set(inside.tolist()) <= set(p.tolist())
+        if length >= size:
+            assert p[-1] + size == length and (p + size <= length).all()
+            assert (np.diff(p) <= stride).all() and (np.diff(p) > 0).all()
+        else:
+            assert p.tolist() == [0]
+
+
+def test_edge_policies_cover_the_image_and_flag_partial_patches() -> None:
+    """End to end on a 500 x 300 image of uniform foreground, 128 px patches: skip covers 384 x
+    256 px, pad and shift all of it; only pad's (and a too-small image's) patches are partial."""
+    from gigapatch import ArrayImage, load_config, tile_image
+
+    img = ArrayImage(np.full((300, 500, 3), (200, 80, 150), np.uint8))
+
+    def run(edge: str, image: ArrayImage = img, min_fg: float = 0.0):
+        cfg = load_config(overrides={"patch.size": 128, "patch.edge": edge, "score.sharpness": False,
+                                     "patch.min_foreground": min_fg})
+        return tile_image(image, cfg)
+
+    def covered(ps) -> float:
+        paint = np.zeros((300, 500), bool)
+        for x, y in ps.coords:
+            paint[y : y + 128, x : x + 128] = True
+        return float(paint.mean())
+
+    skip = run("skip")
+    assert "partial" not in skip.columns and covered(skip) == pytest.approx(384 * 256 / 150000)
+    pad, shift = run("pad"), run("shift")
+    assert covered(pad) == 1.0 and covered(shift) == 1.0
+    assert pad.columns["partial"].tolist() == [
+        bool(x + 128 > 500 or y + 128 > 300) for x, y in pad.coords]
+    assert pad.columns["partial"].sum() == 3 + 4 - 1  # the right column and the bottom row
+    assert not shift.columns["partial"].any() and patches_inside(shift.coords, 128, (500, 300)).all()
+    assert sorted({int(x) for x in shift.coords[:, 0]}) == [0, 128, 256, 372]
+    assert sorted({int(y) for y in shift.coords[:, 1]}) == [0, 128, 172]
+    # an image smaller than a patch: one padded patch, kept and flagged (skip keeps nothing)
+    tiny = ArrayImage(np.full((100, 90, 3), (200, 80, 150), np.uint8), downsamples=())
+    small = run("shift", tiny)
+    assert small.coords.tolist() == [[0, 0]] and small.columns["partial"].tolist() == [True]
+    assert len(run("skip", tiny)) == 0
 
 
 def test_grid_restricted_to_regions() -> None:
