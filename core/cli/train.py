@@ -162,14 +162,21 @@ def predict_command(
     coords_dir: Annotated[Path | None, typer.Option(help="folder of <image_id>.h5 PatchSets")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     batch_size: Annotated[int, typer.Option(help="pictures per forward pass")] = 8,
+    slide_mpp: Annotated[float | None, typer.Option(
+        help="level-0 mpp of images whose files record none")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no output but errors")] = False,
 ) -> None:
-    """Grade images with a trained checkpoint; writes predictions.csv and the pictures used."""
-    from gigapatch.training.predict import predict
+    """Grade images with a trained checkpoint; writes predictions.csv and the pictures used.
+
+    Tiles are read at the physical resolution the model was trained at (recorded in the
+    checkpoint): the best level at or below it, resized. An image whose file records no mpp is
+    refused unless --slide-mpp gives it.
+    """
+    from gigapatch.training.inference import predict
 
     _log_level(quiet)
     results = predict(checkpoint, images, out, device=device, batch_size=batch_size,
-                      coords_dir=coords_dir)
+                      coords_dir=coords_dir, slide_mpp=slide_mpp)
     if not quiet:
         for r in results:
             typer.echo(f"{r['image_id']}\t{r['label']}")

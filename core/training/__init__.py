@@ -24,7 +24,7 @@ _LAZY: dict[str, str] = {
     "train": "trainer",
     "quadratic_kappa": "trainer",
     "load_checkpoint": "trainer",
-    "predict": "predict",
+    "predict": "inference",  # not a module named predict: the package attribute stays the function
     "create_model": "models",
     "ordinal_encode": "models",
     "ordinal_decode": "models",
@@ -74,12 +74,12 @@ if TYPE_CHECKING:  # pragma: no cover
         SlideItem,
         build_items,
     )
+    from gigapatch.training.inference import predict  # noqa: F401
     from gigapatch.training.models import (  # noqa: F401
         create_model,
         ordinal_decode,
         ordinal_encode,
         ordinal_probs,
     )
-    from gigapatch.training.predict import predict  # noqa: F401
     from gigapatch.training.samples import Sample, load_samples  # noqa: F401
     from gigapatch.training.trainer import load_checkpoint, quadratic_kappa, train  # noqa: F401

@@ -54,9 +54,12 @@ class SlideItem:
     image_id, path, label : the image and its integer label.
     coords : (M, 2) int64 level-0 top-left x, y of candidate tiles (None: no tiles known).
     scores : (M,) float ranking score of each tile (higher = better).
-    level : pyramid level the tiles are read at; read_size : tile side at that level.
+    level : pyramid level the tiles are read at (the reader's numbering); read_size : tile side
+        at that level.
+    size_level0 : level-0 px a tile covers (0: unknown).
     patch_files : extracted patch files ``<x>_<y>.<ext>`` used instead of ``coords`` (ranked by
         ``scores``).
+    mpp : microns per pixel of the tiles as the model sees them (None: unknown).
     """
 
     image_id: str
@@ -66,6 +69,7 @@ class SlideItem:
     scores: np.ndarray | None = None
     level: int = 0
     read_size: int = 0
+    size_level0: int = 0
     patch_files: list[Path] | None = None
     mpp: float | None = None
 
@@ -377,30 +381,48 @@ class PatchDataset(_ImageDataset):
 
 
 # ---------------------------------------------------------------------- building items
-def tiling_config(cfg: TrainConfig) -> Any:
-    """The gigapatch tiling :class:`~gigapatch.Config` that makes the mosaic arm's tiles."""
+def tiling_config(cfg: TrainConfig, mpp: float | None = None, slide_mpp: float | None = None) -> Any:
+    """The gigapatch tiling :class:`~gigapatch.Config` that makes the mosaic arm's tiles.
+
+    Parameters
+    ----------
+    cfg : the training config (``mosaic.level``, ``tile_size``, ``min_foreground``, ``tiling``).
+    mpp : read the tiles at this physical resolution (um per tile px) instead of at
+        ``mosaic.level``: the best level at or below it, resized (what prediction does to see
+        the pixels a model was trained on).
+    slide_mpp : the images' level-0 mpp when their files record none.
+    """
     from gigapatch.config import load_config
 
     m = cfg.mosaic
     overrides: dict[str, Any] = {
         "patch.size": m.tile_size,
-        "patch.level": m.level,
         "patch.min_foreground": m.min_foreground,
         "score.sharpness": False,
         "output.overlay": False,
         "output.table": "none",
     }
+    if mpp is None:
+        overrides["patch.level"] = m.level
+    else:
+        overrides["patch.mpp"] = float(mpp)
+    if slide_mpp is not None:
+        overrides["patch.slide_mpp"] = float(slide_mpp)
     overrides.update(m.tiling)
     return load_config(domain=cfg.domain, overrides=overrides)
 
 
 def _patchset_item(item: SlideItem, ps: Any, rank_by: str) -> SlideItem:
+    """Fill ``item`` with a PatchSet's tiles: coords, ranking scores and how they are read (the
+    reader's level and read size, the level-0 px they cover, their mpp)."""
     col = ps.scores.get(rank_by, ps.scores.get("foreground"))
+    a = ps.attrs
     item.coords = ps.coords
     item.scores = None if col is None else np.asarray(col, np.float32)
-    item.level = int(ps.attrs.get("patch_level", 0))
-    item.read_size = int(ps.attrs.get("read_size", ps.attrs.get("patch_size", 0)))
-    mpp = ps.attrs.get("effective_mpp")
+    item.level = int(a.get("read_level", a.get("patch_level", 0)))
+    item.read_size = int(a.get("read_size", a.get("patch_size", 0)))
+    item.size_level0 = int(a.get("patch_size_level0", 0))
+    mpp = a.get("effective_mpp")
     item.mpp = float(mpp) if isinstance(mpp, (int, float)) and np.isfinite(mpp) else None
     return item
 
@@ -448,13 +470,17 @@ def build_items(
     cfg: TrainConfig,
     cache: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    mpp: float | None = None,
+    slide_mpp: float | None = None,
 ) -> list[SlideItem]:
     """Turn samples into :class:`SlideItem` with their tiles (mosaic arm; others pass through).
 
     Tiles come, in order of preference, from ``data.patches_dir/<id>/``, from
     ``data.coords_dir/<id>.h5``, from ``cache/<id>.h5`` when made with the same tiling config, or
     from :func:`gigapatch.tile_image` now (then cached). Images are tiled by ``cfg.workers``
-    threads.
+    threads, at ``mosaic.level`` or, given ``mpp``, at that physical resolution
+    (:func:`tiling_config`).
     """
     items = [SlideItem(s.image_id, s.path, s.label) for s in samples]
     if cfg.arm != "mosaic":
@@ -477,7 +503,7 @@ def build_items(
         else:
             todo.append(it)
     if todo:
-        tiling = tiling_config(cfg)
+        tiling = tiling_config(cfg, mpp, slide_mpp)
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
         from concurrent.futures import ThreadPoolExecutor

@@ -1,8 +1,13 @@
 """Grade new images with a trained checkpoint, seeing exactly the pixels training saw.
 
 The checkpoint carries the frozen config (arm, tiling level, tile size, N, normalisation, label
-names), so prediction re-tiles each image the same way, builds the same mosaic (the N best tiles,
-group ``"first"``) or resized picture, and writes it beside the grades.
+names) and the physical resolution of the training tiles (``data_config``: ``mpp``,
+``downsample``, ``level``), so prediction re-tiles each image at that resolution -- the best
+pyramid level at or below it, resized -- builds the same mosaic (the N best tiles, group
+``"first"``) or resized picture, and writes it beside the grades. An image whose resolution
+cannot be matched (its file records no mpp while the model's tiles have one, and no
+``slide_mpp`` is given; or, for a model trained without mpp, a level of another downsample) is
+refused with one line naming it.
 """
 
 from __future__ import annotations
@@ -20,27 +25,36 @@ from gigapatch.errors import ImageError
 
 if TYPE_CHECKING:
     from gigapatch.io.image import Image
+    from gigapatch.training.config import TrainConfig
+    from gigapatch.training.datasets import SlideItem
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".tiff", ".tif", ".svs", ".ndpi", ".mrxs", ".scn", ".png", ".jpg", ".jpeg")
+#: resolutions within this relative tolerance count as the same
+TOLERANCE = 0.1
 
 
 def _expand(images: Sequence[str | Path], suffix: str | None) -> list[Path]:
-    """Files stay; a folder gives its images (the training suffix, if any, or a known one)."""
-    wanted = {*IMAGE_SUFFIXES, *([suffix.lower()] if suffix else [])}
+    """Files stay; a folder gives its images (:func:`gigapatch.find_images`, plus files of the
+    training suffix)."""
+    from gigapatch.io.readers import find_images
+
     paths: list[Path] = []
     for p in map(Path, images):
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in wanted)
-            if not found:
-                raise ImageError(p, "no images in this folder")
-            paths += found
-        elif p.is_file():
-            paths.append(p)
+        if p.is_dir() and suffix:
+            extra = [q for q in p.iterdir() if q.is_file() and q.suffix.lower() == suffix.lower()]
+            try:
+                found = find_images([p])
+            except ImageError:
+                if not extra:
+                    raise
+                found = []
+            paths += sorted({*found, *extra})
+        elif p.is_dir() or p.is_file():
+            paths += find_images([p])
         else:
             raise ImageError(p, "image not found")
-    return paths
+    return list(dict.fromkeys(paths))
 
 
 def _image_id(path: Path) -> str:
@@ -49,6 +63,49 @@ def _image_id(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
+
+
+def _differs(a: float, b: float) -> bool:
+    return abs(a / b - 1.0) > TOLERANCE
+
+
+def check_image_resolution(
+    image: Image, cfg: TrainConfig, dc: dict[str, Any], slide_mpp: float | None = None
+) -> None:
+    """Refuse (one :class:`ImageError` line) an image whose tiles cannot be read at the
+    resolution of the model's training tiles (see the module docstring)."""
+    mpp, ds = dc.get("mpp"), dc.get("downsample")
+    where = image.path or image.image_id
+    if mpp is not None:
+        if (slide_mpp or image.mpp) is None:
+            raise ImageError(where, f"the file records no mpp (microns per pixel), and the model "
+                                    f"was trained on tiles of {mpp:.3g} um/px: pass --slide-mpp "
+                                    "(its level-0 mpp) so they are read at that resolution")
+        return
+    if ds is None:  # a checkpoint without the tiles' geometry: the configured level, as trained
+        return
+    level = min(cfg.mosaic.level, image.level_count - 1)
+    have = float(image.level_downsamples[level])
+    if _differs(have, float(ds)):
+        raise ImageError(where, f"the model was trained on tiles at downsample {ds:.3g} of "
+                                f"images without an mpp; this image's level {level} has "
+                                f"downsample {have:.3g} and its resolution cannot be matched "
+                                "without an mpp on both (retrain on images that record one)")
+
+
+def check_item_resolution(item: SlideItem, cfg: TrainConfig, dc: dict[str, Any], h5: Path) -> None:
+    """Refuse precomputed tiles (``coords_dir``) of another resolution than the model's."""
+    mpp, ds = dc.get("mpp"), dc.get("downsample")
+    if mpp is not None:
+        if item.mpp is None or _differs(item.mpp, mpp):
+            have = "no mpp" if item.mpp is None else f"tiles of {item.mpp:.3g} um/px"
+            raise ImageError(h5, f"holds {have}; the model was trained on tiles of {mpp:.3g} um/px "
+                                 "(tile again with --mpp, or leave out --coords-dir)")
+    elif ds is not None and item.size_level0 > 0:
+        have = item.size_level0 / cfg.mosaic.tile_size
+        if _differs(have, float(ds)):
+            raise ImageError(h5, f"holds tiles at downsample {have:.3g}; the model was trained at "
+                                 f"downsample {ds:.3g}")
 
 
 def predict(
@@ -61,6 +118,7 @@ def predict(
     coords_dir: str | Path | None = None,
     opener: Callable[[Path], Image] | None = None,
     save_pictures: bool = True,
+    slide_mpp: float | None = None,
 ) -> list[dict[str, Any]]:
     """Predict the grade of each image.
 
@@ -75,6 +133,12 @@ def predict(
     coords_dir : folder of ``<image_id>.h5`` PatchSets to use instead of tiling again.
     opener : ``path -> Image`` (default :func:`gigapatch.open_image`).
     save_pictures : write the PNGs.
+    slide_mpp : level-0 mpp of images whose files record none (mosaic arm).
+
+    Raises
+    ------
+    ImageError : an image (or a ``coords_dir`` PatchSet) whose tiles cannot be read at the
+        resolution the model was trained at.
 
     Returns
     -------
@@ -83,7 +147,7 @@ def predict(
     """
     import cv2
 
-    from gigapatch.training.datasets import build_items, make_dataset, to_tensor
+    from gigapatch.training.datasets import make_dataset, to_tensor
     from gigapatch.training.models import decode
     from gigapatch.training.samples import Sample
     from gigapatch.training.trainer import load_checkpoint, model_from_checkpoint
@@ -97,7 +161,8 @@ def predict(
     out.mkdir(parents=True, exist_ok=True)
     paths = _expand(images, cfg.data.suffix)
     samples = [Sample(_image_id(p), p, -1) for p in paths]
-    items = build_items(samples, cfg, cache=out / "tiles")
+    dc = dict(ckpt.get("data_config") or {})
+    items = _mosaic_items(samples, cfg, dc, out / "tiles", opener, slide_mpp)
     ds = make_dataset(items, cfg, train=False, opener=opener)
     dev = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
     model.to(dev).eval()
@@ -136,6 +201,34 @@ def predict(
             w.writerow([r["image_id"], r["grade"], r["label"],
                         *[f"{p:.5f}" for p in r["probs"]], r["picture"] or ""])
     return results
+
+
+def _mosaic_items(
+    samples: list[Any], cfg: TrainConfig, dc: dict[str, Any], cache: Path,
+    opener: Callable[[Path], Image] | None, slide_mpp: float | None,
+) -> list[SlideItem]:
+    """The items to predict, their tiles read at the model's resolution (mosaic arm; the other
+    arms see each whole image and pass through)."""
+    from functools import partial
+
+    from gigapatch.training.datasets import build_items, open_image_default
+
+    if cfg.arm != "mosaic":
+        return build_items(samples, cfg, cache)
+    coords_dir = cfg.data.coords_dir
+    given = {s.image_id for s in samples
+             if coords_dir is not None and (Path(coords_dir) / f"{s.image_id}.h5").is_file()}
+    open_one = opener or partial(open_image_default, domain=cfg.domain)
+    for s in samples:
+        if s.image_id not in given:
+            with open_one(s.path) as image:
+                check_image_resolution(image, cfg, dc, slide_mpp)
+    items = build_items(samples, cfg, cache, mpp=dc.get("mpp"), slide_mpp=slide_mpp)
+    for it in items:
+        if it.image_id in given:
+            assert coords_dir is not None
+            check_item_resolution(it, cfg, dc, Path(coords_dir) / f"{it.image_id}.h5")
+    return items
 
 
 def grades_array(results: list[dict[str, Any]]) -> np.ndarray:

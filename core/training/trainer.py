@@ -303,16 +303,39 @@ def versions() -> dict[str, str]:
     }
 
 
-def data_config(cfg: TrainConfig, items: list[SlideItem]) -> dict[str, Any]:
-    """What a model needs to see the same pixels at prediction time."""
+def tile_resolution(cfg: TrainConfig, items: list[SlideItem]) -> dict[str, Any]:
+    """The physical resolution of the mosaic arm's training tiles, as a model sees them.
+
+    Returns
+    -------
+    dict with ``mpp`` (median um per tile px over the images whose mpp is known, else None),
+    ``mpp_range`` ([min, max] or None), ``downsample`` (median level-0 px per tile px, None when
+    no tile geometry is known) and ``level`` (the configured pyramid level).
+    """
+    m = cfg.mosaic
     mpps = [it.mpp for it in items if it.mpp is not None]
+    ds = [it.size_level0 / m.tile_size for it in items if it.size_level0 > 0]
+    return {
+        "level": m.level,
+        "mpp": float(np.median(mpps)) if mpps else None,
+        "mpp_range": [float(min(mpps)), float(max(mpps))] if mpps else None,
+        "downsample": float(np.median(ds)) if ds else None,
+    }
+
+
+def data_config(cfg: TrainConfig, items: list[SlideItem]) -> dict[str, Any]:
+    """What a model needs to see the same pixels at prediction time: the arm, input and tile
+    sizes, the tiles' physical resolution (:func:`tile_resolution`; ``mpp``, ``mpp_range``,
+    ``downsample``, ``level``), normalisation, classes and model name."""
+    res: dict[str, Any] = (tile_resolution(cfg, items) if cfg.arm == "mosaic" else
+                           {"level": cfg.resize.level, "mpp": None, "mpp_range": None,
+                            "downsample": None})
     return {
         "arm": cfg.arm,
         "input_size": cfg.input_size,
         "n_tiles": cfg.mosaic.n_tiles if cfg.arm == "mosaic" else None,
         "tile_size": cfg.mosaic.tile_size if cfg.arm == "mosaic" else None,
-        "level": cfg.mosaic.level if cfg.arm == "mosaic" else cfg.resize.level,
-        "mpp": float(np.median(mpps)) if mpps else None,
+        **res,
         "mean": list(cfg.mean),
         "std": list(cfg.std),
         "num_classes": cfg.num_classes,
@@ -520,6 +543,18 @@ def train_fold(
     }
 
 
+def _check_one_resolution(res: dict[str, Any]) -> None:
+    """Warn when the training tiles differ in physical resolution by more than 10 % (images
+    scanned at different mpp read at one pyramid level): the checkpoint records one mpp."""
+    span = res.get("mpp_range")
+    if span and span[1] > 1.1 * span[0]:
+        log.warning(
+            "the training tiles range from %.3g to %.3g um/px (mosaic.level %d on images of "
+            "different mpp); prediction reads every image at the median, %.3g um/px",
+            span[0], span[1], res["level"], res["mpp"],
+        )
+
+
 class _Single(Dist):
     """A one-process view (validation on rank 0 only)."""
 
@@ -574,6 +609,8 @@ def train(
         dist.barrier()
         if not dist.main:  # the cache is warm now
             items = build_items(samples, cfg, cache)
+        if cfg.arm == "mosaic" and dist.main:
+            _check_one_resolution(tile_resolution(cfg, items))
         labels = np.asarray([s.label for s in samples])
         folds = fold_assignment(labels, cfg.folds, cfg.seed)
         run = cfg.fold if cfg.fold is not None else list(range(cfg.folds))
