@@ -70,8 +70,9 @@ _LAZY: dict[str, str] = {
     "contact_sheet": "gigapatch.outputs.overlay",
     "export_geojson": "gigapatch.outputs.geojson",
     "tile_image": "gigapatch.outputs.run",
-    "tile_many": "gigapatch.outputs.run",
     "ConfigRecipe": "gigapatch.outputs.run",
+    # cohorts
+    "tile_many": "gigapatch.cohort",
     # training (needs the train extra)
     "make_mosaic": "gigapatch.training.stitch",
     "select_tiles": "gigapatch.training.stitch",
@@ -94,6 +95,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from gigapatch.cohort import tile_many  # noqa: F401
     from gigapatch.config import Config, load_config, plugin_settings  # noqa: F401
     from gigapatch.errors import ConfigError, GigapatchError, ImageError, ResolutionError  # noqa: F401
     from gigapatch.io.atomic import atomic_path, write_text_atomic  # noqa: F401
@@ -107,7 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gigapatch.outputs.geojson import export_geojson  # noqa: F401
     from gigapatch.outputs.overlay import contact_sheet, write_overlay  # noqa: F401
     from gigapatch.outputs.patchset import PatchSet  # noqa: F401
-    from gigapatch.outputs.run import ConfigRecipe, tile_image, tile_many  # noqa: F401
+    from gigapatch.outputs.run import ConfigRecipe, tile_image  # noqa: F401
     from gigapatch.plugin.context import ImageContext, ScoreContext  # noqa: F401
     from gigapatch.plugin.manager import get_plugin_manager, list_domains  # noqa: F401
     from gigapatch.tiling.coverage import coverage_report  # noqa: F401

@@ -1,19 +1,20 @@
 """``gigapatch tile``: mask, segment, place and score patches of every image; write the outputs."""
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from gigapatch.cli.app import app, rich_console, setup_logging, show_progress
+from gigapatch.cli.app import app, setup_logging
 
 Paths = Annotated[list[Path], typer.Argument(help="image files or folders of images")]
+Inputs = Annotated[list[Path] | None, typer.Argument(
+    help="image files, folders of images or glob patterns ('slides/*.svs'); or --manifest")]
 
 
 @app.command()
 def tile(
-    paths: Paths,
+    paths: Inputs = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("gigapatch-out"),
     domain: Annotated[str | None, typer.Option(
         help="domain plugin (default: the domain that claims each image, else generic)")] = None,
@@ -39,8 +40,24 @@ def tile(
     overlay: Annotated[bool | None, typer.Option("--overlay/--no-overlay")] = None,
     geojson: Annotated[bool | None, typer.Option("--geojson/--no-geojson", help="QuPath export")] = None,
     annotations: Annotated[Path | None, typer.Option(help="GeoJSON of regions to include/exclude")] = None,
-    manifest: Annotated[Path | None, typer.Option(help="CSV: path[,slide_mpp] per image")] = None,
-    workers: Annotated[int | None, typer.Option(help="reader threads")] = None,
+    manifest: Annotated[Path | None, typer.Option(
+        help="CSV or Parquet, one row per image: image_id, path, and optional label, split, "
+        "domain, slide_mpp or any config key (README: Cohorts)")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="images tiled at once by local worker processes (default: the cores)")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="tile on a Dask distributed cluster: its scheduler, tcp://HOST:PORT")] = None,
+    scheduler_file: Annotated[Path | None, typer.Option(
+        help="tile on a Dask distributed cluster: its scheduler file")] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="i/N: only the images of shard i of N (job arrays; same --out for all)")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="tile every image again, also those done with the same config")] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="tile again only the images whose last run failed")] = False,
+    timeout: Annotated[float | None, typer.Option(
+        help="seconds one image may take before it is recorded as failed")] = None,
+    threads: Annotated[int | None, typer.Option(help="reader threads per image")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="any config key, e.g. --set plugin.metal_surface.voc=true (repeatable; "
         "`gigapatch plugins` lists each domain's settings)")] = None,
@@ -49,8 +66,9 @@ def tile(
     """Tile images: mask, segment into regions, place patches in them, score, select; write coords
     (h5), tables, overlay."""
     setup_logging(quiet)
-    from gigapatch.io.readers import find_images
-    from gigapatch.outputs.run import ConfigRecipe, tile_many
+    from gigapatch.cli.tile_cohort import run_options, run_tile_cohort
+    from gigapatch.cohort.inputs import collect_tasks
+    from gigapatch.outputs.run import ConfigRecipe
 
     overrides: dict[str, Any] = {
         "patch.size": patch_size, "patch.level": level, "patch.stride": stride, "patch.mpp": mpp,
@@ -60,50 +78,17 @@ def tile(
         "score.keep": keep, "score.top_n": top_n, "score.rank_by": rank_by,
         "score.sharpness": sharpness, "output.extract": extract, "output.format": fmt,
         "output.overlay": overlay, "output.geojson": geojson, "annotations.path": annotations,
-        "score.workers": workers, "output.workers": workers,
+        "score.workers": threads, "output.workers": threads,
     }
     if mpp is not None or magnification is not None:
         overrides["patch.level"] = None
     overrides.update(parse_settings(set_ or []))
     recipe = ConfigRecipe(domain=domain, file=config, overrides=overrides)
     recipe.resolve(recipe.domain or "generic")  # a bad flag or file fails before any work
-    per_image = read_manifest(manifest) if manifest else None
-    images = find_images(paths)
-    out.mkdir(parents=True, exist_ok=True)
-
-    def report(res: Any) -> None:  # an empty image: tile_image's warning is already logged
-        if res.status == "error":
-            print(f"error: {res.message}", file=sys.stderr)
-
-    if show_progress(quiet):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=rich_console(), transient=False) as prog:
-            task = prog.add_task("tiling", total=len(images))
-
-            def on_done(res: Any) -> None:
-                report(res)
-                prog.update(task, advance=1, description=f"tiling {res.path.name}")
-
-            summary = tile_many(images, recipe, out, overrides_per_image=per_image, on_done=on_done)
-    else:
-        summary = tile_many(images, recipe, out, overrides_per_image=per_image, on_done=report)
-    n_ok = sum(r.status != "error" for r in summary.results)
-    n_patches = sum(r.n_patches for r in summary.results)
-    if not quiet:
-        empty = [r for r in summary.results if r.status == "empty"]
-        note = f", {len(empty)} with almost no foreground" if empty else ""
-        print(f"{n_ok}/{len(summary.results)} images tiled, {n_patches} patches kept{note}; "
-              f"outputs in {out} (summary.csv)")
-    if summary.n_errors:
-        raise typer.Exit(2 if summary.n_errors == len(summary.results) else 1)
+    options = run_options(workers, scheduler, scheduler_file, shard, force, retry_failed, timeout)
+    tasks = collect_tasks(paths or [], manifest,
+                          check=lambda d, ov: recipe.config(d or recipe.domain or "generic", ov))
+    run_tile_cohort(tasks, recipe, out, options, quiet)
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
@@ -121,32 +106,4 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
-    return out
-
-
-def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
-    """Per-image overrides from a CSV manifest: a ``path`` column, and ``slide_mpp``, ``mpp`` or
-    ``level`` columns (empty cells: no override)."""
-    import csv
-
-    from gigapatch.errors import ConfigError
-
-    try:
-        rows = list(csv.DictReader(path.open()))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: manifest not found") from None
-    if not rows or "path" not in rows[0]:
-        raise ConfigError(f"{path}: a manifest needs a 'path' column")
-    out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        ov: dict[str, Any] = {}
-        for key in ("slide_mpp", "mpp", "level"):
-            val = (row.get(key) or "").strip()
-            if val:
-                try:
-                    ov[f"patch.{key}"] = float(val) if key != "level" else int(val)
-                except ValueError:
-                    raise ConfigError(f"{path}: bad {key} {val!r} for {row['path']}") from None
-        if ov:
-            out[row["path"]] = ov
     return out

@@ -76,7 +76,7 @@ def test_cmu_patches_sit_on_tissue(tiled_all: Path, pathology_dir: Path) -> None
 
 def test_summary_and_mpp_recorded(tiled_all: Path) -> None:
     summary = (tiled_all / "summary.csv").read_text().splitlines()
-    assert summary[0].startswith("path,status")
+    assert summary[0].startswith("image_id,path,status")
     assert len(summary) == 1 + len(SLIDES)
     ps = PatchSet.read(tiled_all / "CMU-1-Small-Region.h5")
     assert ps.attrs["mpp"] == pytest.approx(0.499)
@@ -115,9 +115,11 @@ def test_bad_inputs_give_one_line(tmp_path: Path, pathology_dir: Path) -> None:
     data = (pathology_dir / "CMU-1-Small-Region.svs").read_bytes()
     trunc.write_bytes(data[: len(data) // 3])
     _assert_one_line_error(run_cli("tile", str(trunc), "--out", str(out)), "truncated.svs")
-    # nothing half-written
+    # nothing half-written: no output, no temporary file (the records say what failed)
     if out.exists():
-        assert not list(out.glob("*.h5")) and not list(out.glob(".*"))
+        assert not list(out.glob("*.h5"))
+        assert [p.name for p in out.glob(".*")] in ([], [".gigapatch"])
+        assert not list(out.rglob("*.tmp"))
 
 
 def test_one_bad_image_in_a_cohort_is_recorded_and_the_rest_finish(tmp_path: Path, pathology_dir: Path) -> None:
@@ -257,11 +259,20 @@ def test_an_empty_image_warns_once(tmp_path: Path) -> None:
 
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((300, 400, 3), 245, np.uint8))
-    for quiet in ((), ("--quiet",)):
-        res = run_cli("tile", str(blank), "--out", str(tmp_path / "out"), *quiet)
+    for quiet in ((), ("--quiet",)):  # a fresh --out each: a rerun skips the done image
+        res = run_cli("tile", str(blank), "--out", str(tmp_path / f"out{len(quiet)}"), *quiet)
         assert res.returncode == 0, res.stderr
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "blank" in lines[0] and "almost no foreground" in lines[0], lines
+    # two images in two worker processes: each warning once, by the CLI from the image's record
+    other = tmp_path / "blank2.png"
+    cv2.imwrite(str(other), np.full((300, 400, 3), 245, np.uint8))
+    res = run_cli("tile", str(blank), str(other), "--out", str(tmp_path / "pool"), "--workers", "2",
+                  "--quiet")
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 2 and all("almost no foreground" in ln for ln in lines), lines
+    assert sum("blank:" in ln for ln in lines) == 1 and sum("blank2:" in ln for ln in lines) == 1
 
 
 def test_info_keeps_long_file_names_on_one_line(tmp_path: Path, pathology_dir: Path) -> None:

@@ -1,0 +1,136 @@
+"""The per-image lock file: one process writes an image's outputs at a time.
+
+``<out>/.gigapatch/locks/<image_id>.lock`` is created with ``O_CREAT | O_EXCL`` (atomic, also on
+NFS) and holds ``{"pid", "host", "run", "since"}`` of its holder. A lock whose holder is a process
+of this host that no longer exists is stale and broken by the next process that meets it; a lock
+held by a live process, or by another host, is respected (the image is skipped and the run says
+so; the holder's run records it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gigapatch.cohort.records import STATE_DIR, now_iso
+
+LOCKS = f"{STATE_DIR}/locks"
+
+
+def lock_path(out_dir: Path, image_id: str) -> Path:
+    """``<out>/.gigapatch/locks/<image_id>.lock``."""
+    return Path(out_dir) / LOCKS / f"{image_id}.lock"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def read_lock(path: Path) -> dict[str, Any] | None:
+    """The holder of a lock file, or None when there is none (an unreadable one reads as {})."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def is_stale(holder: dict[str, Any]) -> bool:
+    """A lock of this host whose process is gone. A lock being written (empty so far) or one of
+    another host is never stale."""
+    if holder.get("host") != socket.gethostname() or "pid" not in holder:
+        return False
+    return not pid_alive(int(holder["pid"]))
+
+
+@dataclass
+class ImageLock:
+    """A held lock; :meth:`release` removes it only while it is still ours."""
+
+    path: Path
+    text: str
+
+    def release(self) -> None:
+        try:
+            if self.path.read_text() == self.text:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def acquire(out_dir: Path, image_id: str, run: str) -> ImageLock | dict[str, Any]:
+    """Take the lock of ``image_id``; returns it, or the live holder's fields when another
+    process holds it. A stale lock is broken first."""
+    path = lock_path(out_dir, image_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run": run,
+                       "since": now_iso()})
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            holder = read_lock(path)
+            if holder is None:
+                continue  # released meanwhile
+            if not is_stale(holder):
+                return holder
+            break_stale(path, holder)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return ImageLock(path, text)
+    holder = read_lock(path)
+    return holder if holder is not None else {}
+
+
+def break_stale(path: Path, holder: dict[str, Any]) -> None:
+    """Remove the stale lock ``path`` whose content was ``holder``. It is renamed away first
+    (one process wins); if what was renamed is no longer that stale lock (another process broke
+    and took it meanwhile), it is put back."""
+    aside = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.broken")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return
+    try:
+        if read_lock(aside) != holder:
+            try:
+                os.link(aside, path)
+            except FileExistsError:
+                pass
+    finally:
+        aside.unlink(missing_ok=True)
+
+
+def break_if_ours(out_dir: Path, image_id: str, run: str) -> None:
+    """Remove the lock of ``image_id`` when a process of run ``run`` holds it and is gone
+    (the run's driver, after its worker died, possibly on another host)."""
+    path = lock_path(out_dir, image_id)
+    holder = read_lock(path)
+    if holder and holder.get("run") == run and (
+        holder.get("host") != socket.gethostname() or not pid_alive(int(holder.get("pid", -1)))
+    ):
+        break_stale(path, holder)
+
+
+__all__ = ["ImageLock", "acquire", "break_if_ours", "break_stale", "is_stale", "lock_path",
+           "pid_alive", "read_lock"]
