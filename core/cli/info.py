@@ -24,6 +24,7 @@ def info(
     from gigapatch.errors import ImageError
     from gigapatch.io.readers import find_images, open_image
     from gigapatch.io.resolution import check_mpp
+    from gigapatch.plugin.manager import get_plugin_manager
 
     setup_logging(quiet=False)
     out = rich_console(stderr=False)
@@ -52,6 +53,9 @@ def info(
                 f"magnification: {img.magnification or '-'}",
                 soft_wrap=True, highlight=False, markup=False,
             )
+            for facts in get_plugin_manager().hook.gigapatch_describe_image(image=img):
+                for label, text in (facts or {}).items():  # a reader's own: CRS, bands...
+                    out.print(f"{label}: {text}", soft_wrap=True, highlight=False, markup=False)
             for w in warnings:
                 out.print(f"warning: {w}", soft_wrap=True, highlight=False, markup=False,
                           style="yellow")

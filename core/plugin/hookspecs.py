@@ -16,6 +16,8 @@ Hooks in the order a run calls them:
 ``gigapatch_readers``               name readers (when one is asked for by name)
 ``gigapatch_open_image``            open a file (first non-None wins)
 ``gigapatch_image_domain``          pick the domain of an image when none was given
+``gigapatch_describe_image``        extra facts ``gigapatch info`` shows about an image
+``gigapatch_prepare_image``         apply the resolved config to the open image
 ``gigapatch_learned_mask``          a learned foreground mask (``mask.model_weights``)
 ``gigapatch_foreground_mask``       the foreground mask of the low-resolution view
 ``gigapatch_exclusion_masks``       artefacts removed from the foreground (ink, cloud...)
@@ -96,6 +98,28 @@ def gigapatch_image_domain(image: Image) -> str | None:
     Called once per image after it is opened. Return your domain's name when the image is
     plainly yours (a whole-slide image with a microscope resolution, a georeferenced raster),
     else None. The first name wins; with none, the image is tiled with the ``generic`` domain.
+    """
+
+
+@hookspec
+def gigapatch_describe_image(image: Image) -> dict[str, str] | None:
+    """Extra facts about an open image that ``gigapatch info`` shows, one line each.
+
+    Called by ``gigapatch info`` for every image, after its levels are listed. Return a dict
+    mapping a label (e.g. ``"crs"``, ``"bands"``) to one line of text, or None when the image
+    is not your reader's kind. Every plugin's answers are shown.
+    """
+
+
+@hookspec
+def gigapatch_prepare_image(context: ImageContext) -> None:
+    """Apply the resolved config to the open image before anything is read from it.
+
+    Called once per image when its tiling starts, after its config is resolved (the domain
+    is known) and before the patch geometry is resolved and any pixel is read;
+    ``context.geometry`` is still None. A reader whose behaviour follows the domain's settings
+    (which bands to show, a no-data value the user gave, a CRS to reproject to) is set up here,
+    in place. Return None; check ``context.domain`` and do nothing when it is not yours.
     """
 
 

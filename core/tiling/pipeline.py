@@ -119,7 +119,9 @@ def compute_mask(
     downsample : level-0 px per mask px.
     exclusions : name -> (h, w) bool artefact masks.
     """
-    ctx = ImageContext(image=image, config=config, geometry=resolve_geometry(image, config.patch))
+    ctx = ImageContext(image=image, config=config)
+    get_plugin_manager().hook.gigapatch_prepare_image(context=ctx)
+    ctx.geometry = resolve_geometry(image, config.patch)
     mask_stage(ctx, size_level0)
     assert ctx.rgb is not None and ctx.mask is not None
     return ctx.rgb, ctx.mask, ctx.mask_downsample, ctx.exclusions
@@ -217,11 +219,12 @@ def run_tiling(image: Image, config: Config) -> Tiling:
     -------
     :class:`Tiling` with every candidate (kept and rejected) and the image's context.
     """
-    geom = resolve_geometry(image, config.patch)
+    ctx = ImageContext(image=image, config=config)
+    get_plugin_manager().hook.gigapatch_prepare_image(context=ctx)  # before anything is read
+    geom = ctx.geometry = resolve_geometry(image, config.patch)
     _, warnings = check_mpp(image)
     for w in warnings:
         log.warning("%s", w)
-    ctx = ImageContext(image=image, config=config, geometry=geom)
     mask_stage(ctx)
     labels = segment_stage(ctx)
     coords, region = place_stage(ctx, labels)
