@@ -38,6 +38,9 @@ _LAZY: dict[str, str] = {
     "PlainImage": "gigapatch.io.readers",
     "TiffImage": "gigapatch.io.tiff",
     "write_pyramidal_tiff": "gigapatch.io.tiff_write",
+    "NativeTiffImage": "gigapatch.io.native_tiff",
+    "PixelSize": "gigapatch.io.physical",
+    "as_grey": "gigapatch.io.samples",
     "PatchGeometry": "gigapatch.io.geometry",
     "resolve_geometry": "gigapatch.io.geometry",
     "read_patches": "gigapatch.io.patches",
@@ -101,8 +104,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from gigapatch.io.atomic import atomic_path, write_text_atomic  # noqa: F401
     from gigapatch.io.geometry import PatchGeometry, resolve_geometry  # noqa: F401
     from gigapatch.io.image import ArrayImage, Image, pad_region  # noqa: F401
+    from gigapatch.io.native_tiff import NativeTiffImage  # noqa: F401
     from gigapatch.io.patches import patches_to_array, read_patches  # noqa: F401
+    from gigapatch.io.physical import PixelSize  # noqa: F401
     from gigapatch.io.readers import PlainImage, available_readers, find_images, open_image  # noqa: F401
+    from gigapatch.io.samples import as_grey  # noqa: F401
     from gigapatch.io.tiff import TiffImage  # noqa: F401
     from gigapatch.io.tiff_write import write_pyramidal_tiff  # noqa: F401
     from gigapatch.outputs.extract import extract_patches  # noqa: F401

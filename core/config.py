@@ -58,6 +58,20 @@ class PatchConfig(_Strict):
     mpp: float | None = Field(None, gt=0, description="target microns per pixel")
     magnification: float | None = Field(None, gt=0, description="target objective power")
     slide_mpp: float | None = Field(None, gt=0, description="override the image's level-0 mpp")
+    pixel_size: tuple[float, float] | None = Field(
+        None, description="level-0 pixel pitch (x, y) in mm, overriding the file's (anisotropic "
+        "allowed); needed by the *_mm keys when the file records none",
+    )
+    size_mm: float | None = Field(
+        None, gt=0, description="patch side in mm (replaces size: the level-0 px that span it "
+        "at the finer pitch, read at patch.level)",
+    )
+    stride_mm: float | None = Field(None, gt=0, description="step between patches in mm")
+    max_object: int | None = Field(
+        None, ge=1, description="objects up to this many level-0 px across lie wholly inside "
+        "some patch: the stride is capped at the patch side minus this",
+    )
+    max_object_mm: float | None = Field(None, gt=0, description="max_object in mm")
     placement: Literal["grid", "optimal"] = "grid"
     min_foreground: float = Field(0.5, ge=0, le=1, description="keep patches with at least this")
     per_region: bool = Field(
@@ -84,6 +98,10 @@ class ScoreConfig(_Strict):
         None, description="expression over score columns, e.g. 'foreground > 0.5 and sharpness > 40'"
     )
     top_n: int | None = Field(None, ge=1, description="keep only the N best by rank_by")
+    top_percent: float | None = Field(
+        None, gt=0, le=100, description="keep only the best P % (rounded up) by rank_by of the "
+        "patches that pass the other rules (a review budget)",
+    )
     rank_by: str = "foreground"
     sharpness: bool = Field(
         True, description="score the sharpness of every candidate on its full-resolution pixels"

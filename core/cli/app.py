@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     from gigapatch.errors import GigapatchError
 
     try:
+        from gigapatch.cli.plugin_commands import add_plugin_commands
+
+        add_plugin_commands(app)  # the plugins' own commands (gigapatch_cli_commands)
         rc = app(args=argv, standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)

@@ -53,6 +53,12 @@ def info(
                 f"magnification: {img.magnification or '-'}",
                 soft_wrap=True, highlight=False, markup=False,
             )
+            pixel = img.pixel_size
+            out.print(
+                f"samples: {img.dtype} x {img.channels} ({img.bits}-bit)  pixel size: "
+                f"{pixel.to('mm') if pixel is not None else 'unknown'}",
+                soft_wrap=True, highlight=False, markup=False,
+            )
             for facts in get_plugin_manager().hook.gigapatch_describe_image(image=img):
                 for label, text in (facts or {}).items():  # a reader's own: CRS, bands...
                     out.print(f"{label}: {text}", soft_wrap=True, highlight=False, markup=False)

@@ -22,6 +22,16 @@ def tile(
     patch_size: Annotated[int | None, typer.Option(help="patch side in output px")] = None,
     level: Annotated[int | None, typer.Option(help="pyramid level to read")] = None,
     stride: Annotated[int | None, typer.Option(help="step between patches (default: size)")] = None,
+    pixel_size_mm: Annotated[str | None, typer.Option(
+        help="level-0 pixel pitch X[,Y] in mm (overrides the file's; anisotropic allowed)")] = None,
+    patch_size_mm: Annotated[float | None, typer.Option(help="patch side in mm")] = None,
+    stride_mm: Annotated[float | None, typer.Option(help="step between patches in mm")] = None,
+    max_object_mm: Annotated[float | None, typer.Option(
+        "--max-object-mm", "--max-defect-mm",
+        help="objects (defects) up to this size in mm lie wholly inside some patch: the stride "
+        "is capped at the patch side minus this")] = None,
+    max_object: Annotated[int | None, typer.Option(
+        "--max-object", "--max-defect", help="the same in level-0 px")] = None,
     mpp: Annotated[float | None, typer.Option(help="target microns per pixel")] = None,
     magnification: Annotated[float | None, typer.Option(help="target objective power")] = None,
     slide_mpp: Annotated[float | None, typer.Option(help="override the image's level-0 mpp")] = None,
@@ -32,6 +42,8 @@ def tile(
         help="place each region on its own: no patch holds two regions")] = None,
     keep: Annotated[str | None, typer.Option(help="keep expression, e.g. 'foreground > 0.9'")] = None,
     top_n: Annotated[int | None, typer.Option(help="keep the N best by --rank-by")] = None,
+    top_percent: Annotated[float | None, typer.Option(
+        help="keep the best P % by --rank-by of the patches that pass the other rules")] = None,
     rank_by: Annotated[str | None, typer.Option(help="score used by --top-n")] = None,
     sharpness: Annotated[bool | None, typer.Option(
         "--sharpness/--no-sharpness", help="the sharpness score of every candidate")] = None,
@@ -82,6 +94,8 @@ def tile(
     }
     if mpp is not None or magnification is not None:
         overrides["patch.level"] = None
+    overrides.update(physical_overrides(pixel_size_mm, patch_size_mm, stride_mm, max_object_mm,
+                                        max_object, top_percent))
     overrides.update(parse_settings(set_ or []))
     recipe = ConfigRecipe(domain=domain, file=config, overrides=overrides)
     recipe.resolve(recipe.domain or "generic")  # a bad flag or file fails before any work
@@ -89,6 +103,24 @@ def tile(
     tasks = collect_tasks(paths or [], manifest,
                           check=lambda d, ov: recipe.config(d or recipe.domain or "generic", ov))
     run_tile_cohort(tasks, recipe, out, options, quiet)
+
+
+def physical_overrides(
+    pixel_size_mm: str | None, size_mm: float | None, stride_mm: float | None,
+    max_object_mm: float | None, max_object: int | None, top_percent: float | None,
+) -> dict[str, Any]:
+    """The config keys of the sizes given in mm (and px), and of ``--top-percent``."""
+    out: dict[str, Any] = {
+        "patch.size_mm": size_mm, "patch.stride_mm": stride_mm,
+        "patch.max_object_mm": max_object_mm, "patch.max_object": max_object,
+        "score.top_percent": top_percent,
+    }
+    if pixel_size_mm is not None:
+        from gigapatch.io.physical import parse_pixel_size
+
+        pixel = parse_pixel_size(pixel_size_mm, "mm")
+        out["patch.pixel_size"] = [pixel.x, pixel.y]
+    return out
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:

@@ -66,9 +66,20 @@ def resolve_geometry(image: Image, patch: PatchConfig) -> PatchGeometry:
     """Turn a :class:`PatchConfig` into a :class:`PatchGeometry` for ``image``.
 
     With ``patch.mpp`` (or ``patch.magnification``) the best level at or below the target scale
-    is read and resized; otherwise ``patch.level`` is read as is. Raises :class:`ResolutionError`
-    when a physical size is asked of an image whose mpp is unknown and not overridden.
+    is read and resized; otherwise ``patch.level`` is read as is. Sizes in mm (``size_mm``,
+    ``stride_mm``) are turned into px with the image's pixel size (or ``patch.pixel_size``), and
+    ``max_object`` (``_mm``) caps the stride (see :mod:`gigapatch.io.physical`). Raises
+    :class:`ResolutionError` when a physical size is asked of an image whose mpp (pixel size) is
+    unknown and not overridden.
     """
+    from gigapatch.io.physical import cap_stride, physical_patch
+
+    patch, max_object = physical_patch(image, patch)
+    where = str(image.path) if image.path else "image"
+    return cap_stride(_resolve_geometry(image, patch), max_object, where)
+
+
+def _resolve_geometry(image: Image, patch: PatchConfig) -> PatchGeometry:
     stride = patch.stride or patch.size
     slide_mpp = patch.slide_mpp if patch.slide_mpp is not None else image.mpp
     level0_mag = image.magnification

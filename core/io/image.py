@@ -1,7 +1,9 @@
 """The image protocol: a small ABC in the spirit of openslide-python, plus an in-memory image.
 
 Coordinates given to :meth:`Image.read_region` are level-0 pixels (x, y); sizes are (width,
-height) at the level read. Pixels come back as (h, w, 3) uint8 RGB arrays.
+height) at the level read. Pixels come back as (h, w, 3) uint8 RGB arrays; an image whose
+samples are something else (16-bit, one channel) also serves them as stored through
+:meth:`Image.read_region_raw` (``dtype``, ``channels``, ``bits`` say what they are).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gigapatch.io.physical import PixelSize
+from gigapatch.io.samples import NATIVE_DTYPES, fill_value, to_rgb8, white_level
 
 #: source bytes per band of :meth:`Image.read_level_downsampled`, resizing (the bands set the
 #: resized numbers: changing this changes views) and copying a stored level as is
@@ -67,6 +72,50 @@ class Image(ABC):
     def properties(self) -> dict[str, Any]:
         """Free-form metadata (vendor properties, tags)."""
         return {}
+
+    @property
+    def pixel_size(self) -> PixelSize | None:
+        """The physical size of one level-0 pixel along x and y (anisotropic allowed), or None.
+
+        The default reads ``properties["mpp_x"]`` / ``["mpp_y"]`` (microns), else :attr:`mpp`.
+        """
+        props = self.properties or {}
+        x, y = props.get("mpp_x"), props.get("mpp_y")
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x > 0 and y > 0:
+            return PixelSize(float(x), float(y), "um")
+        m = self.mpp
+        return PixelSize(m, m, "um") if m else None
+
+    # ------------------------------------------------------------------ native samples
+    @property
+    def dtype(self) -> np.dtype:
+        """The type of the stored samples (``read_region_raw``): uint8 unless the reader says."""
+        return np.dtype(np.uint8)
+
+    @property
+    def channels(self) -> int:
+        """Samples per pixel of ``read_region_raw`` (1 = grey, 3 = RGB)."""
+        return 3
+
+    @property
+    def bits(self) -> int:
+        """Bits per stored sample (8 or 16)."""
+        return 8 * self.dtype.itemsize
+
+    @property
+    def white(self) -> int:
+        """The stored sample value the 8-bit view shows as 255 (255 for 8-bit samples)."""
+        return 255
+
+    def read_region_raw(
+        self, location: tuple[int, int], level: int, size: tuple[int, int]
+    ) -> np.ndarray:
+        """Read a region as stored: (height, width, ``channels``) of ``dtype``.
+
+        Arguments as :meth:`read_region`; pixels outside the image are the type's maximum
+        (white). The default is :meth:`read_region` (8-bit RGB images).
+        """
+        return self.read_region(location, level, size)
 
     @property
     def image_id(self) -> str:
@@ -189,9 +238,12 @@ class ArrayImage(Image):
 
     Parameters
     ----------
-    array : (H, W, 3) uint8 RGB (or (H, W) grey, broadcast to RGB) level-0 pixels.
+    array : (H, W) grey, (H, W, 1) grey or (H, W, 3) RGB (a 4th alpha channel is dropped)
+        level-0 samples, uint8 or uint16. ``read_region_raw`` serves them as they are;
+        ``read_region`` an 8-bit RGB view (see :mod:`gigapatch.io.samples`).
     downsamples : integer downsample of each level beyond level 0 (default: 4, 16 while large).
     mpp : microns per level-0 pixel, or None.
+    pixel_size : the level-0 pixel size (anisotropic allowed); default from ``mpp``.
     """
 
     reader_name = "array"
@@ -203,24 +255,32 @@ class ArrayImage(Image):
         mpp: float | None = None,
         path: str | Path | None = None,
         magnification: float | None = None,
+        pixel_size: PixelSize | None = None,
     ) -> None:
         super().__init__(path)
         import cv2
 
+        array = np.asarray(array)
         if array.ndim == 2:
-            array = np.repeat(array[:, :, None], 3, axis=2)
-        if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
-            raise ValueError("ArrayImage needs an (H, W, 3) uint8 array")
+            array = array[:, :, None]
+        if (array.ndim != 3 or array.shape[2] not in (1, 3, 4)
+                or array.dtype not in NATIVE_DTYPES):
+            raise ValueError("ArrayImage needs an (H, W) or (H, W, 1|3|4) uint8 or uint16 array")
         array = np.ascontiguousarray(array[:, :, :3])
-        h, w = array.shape[:2]
+        h, w, c = array.shape
         if downsamples is None:
             downsamples = tuple(d for d in (4, 16, 64) if min(h, w) // d >= 64)
         self._levels = [array]
         for d in downsamples:
             size = (max(1, w // d), max(1, h // d))
-            self._levels.append(cv2.resize(array, size, interpolation=cv2.INTER_AREA))
+            small = cv2.resize(array, size, interpolation=cv2.INTER_AREA)
+            self._levels.append(small.reshape(size[1], size[0], c))
         self._mpp = mpp
+        if pixel_size is None and mpp is not None:
+            pixel_size = PixelSize(mpp, mpp, "um")
+        self._pixel_size = pixel_size
         self._magnification = magnification
+        self._white = white_level(float(array.max(initial=0)), array.dtype)
 
     @property
     def level_dimensions(self) -> tuple[tuple[int, int], ...]:
@@ -228,16 +288,39 @@ class ArrayImage(Image):
 
     @property
     def mpp(self) -> float | None:
+        if self._mpp is None and self._pixel_size is not None:
+            return self._pixel_size.to("um").mean
         return self._mpp
 
     @property
     def magnification(self) -> float | None:
         return self._magnification
 
-    def read_region(
+    @property
+    def pixel_size(self) -> PixelSize | None:
+        return self._pixel_size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._levels[0].dtype
+
+    @property
+    def channels(self) -> int:
+        return int(self._levels[0].shape[2])
+
+    @property
+    def white(self) -> int:
+        return self._white
+
+    def read_region_raw(
         self, location: tuple[int, int], level: int, size: tuple[int, int]
     ) -> np.ndarray:
         ds = self.level_downsamples[level]
         x = int(math.floor(location[0] / ds))
         y = int(math.floor(location[1] / ds))
-        return pad_region(self._levels[level], x, y, size)
+        return pad_region(self._levels[level], x, y, size, fill=fill_value(self.dtype))
+
+    def read_region(
+        self, location: tuple[int, int], level: int, size: tuple[int, int]
+    ) -> np.ndarray:
+        return to_rgb8(self.read_region_raw(location, level, size), self._white)

@@ -63,7 +63,8 @@ def reserve_cache(image: Image, geometry: PatchGeometry, workers: int, coords: n
     rows = math.ceil(geometry.read_size / th) + 1
     cols = math.ceil(geometry.read_size / tw) + 1
     tiles = rows * math.ceil(lw / tw) + max(1, workers) * rows * cols
-    image.reserve_cache(min(MAX_CACHE_BYTES, tiles * th * tw * 3))
+    pixel = image.channels * image.dtype.itemsize  # bytes of one decoded pixel
+    image.reserve_cache(min(MAX_CACHE_BYTES, tiles * th * tw * pixel))
 
 
 def windowed_map(
@@ -89,21 +90,32 @@ def windowed_map(
                 f.cancel()
 
 
-def read_patch(image: Image, xy: tuple[int, int], geometry: PatchGeometry) -> np.ndarray:
-    """One patch at level-0 top-left ``xy``: (size, size, 3) uint8 RGB (read and resized)."""
+def read_patch(
+    image: Image, xy: tuple[int, int], geometry: PatchGeometry, native: bool = False
+) -> np.ndarray:
+    """One patch at level-0 top-left ``xy``: (size, size, 3) uint8 RGB (read and resized), or
+    with ``native`` the stored samples, (size, size, ``image.channels``) of ``image.dtype``."""
     import cv2
 
     r = geometry.read_size
-    patch = image.read_region((int(xy[0]), int(xy[1])), geometry.level, (r, r))
+    xy0 = (int(xy[0]), int(xy[1]))
+    if native:
+        patch = image.read_region_raw(xy0, geometry.level, (r, r))
+    else:
+        patch = image.read_region(xy0, geometry.level, (r, r))
     if r != geometry.size:
+        c = patch.shape[2]
         patch = cv2.resize(patch, (geometry.size, geometry.size), interpolation=cv2.INTER_AREA)
+        patch = patch.reshape(geometry.size, geometry.size, c)
     return patch
 
 
 def read_patches(
-    image: Image, coords: np.ndarray, geometry: PatchGeometry, workers: int = 4
+    image: Image, coords: np.ndarray, geometry: PatchGeometry, workers: int = 4,
+    native: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Read every patch, yielding ``(index into coords, (size, size, 3) uint8 RGB)``.
+    """Read every patch, yielding ``(index into coords, (size, size, 3) uint8 RGB)`` (with
+    ``native``: the stored samples, see :func:`read_patch`).
 
     Patches come in tile-raster order (not the order of ``coords``) from a thread pool with a
     bounded window in flight. For a tiled image the tile cache is grown (see
@@ -116,18 +128,21 @@ def read_patches(
     order = tile_order(image, c, geometry)
 
     def one(i: int) -> tuple[int, np.ndarray]:
-        return int(i), read_patch(image, (c[i, 0], c[i, 1]), geometry)
+        return int(i), read_patch(image, (c[i, 0], c[i, 1]), geometry, native)
 
     yield from windowed_map(one, order.tolist(), workers)
 
 
 def patches_to_array(
-    image: Image, coords: np.ndarray, geometry: PatchGeometry, workers: int = 4
+    image: Image, coords: np.ndarray, geometry: PatchGeometry, workers: int = 4,
+    native: bool = False,
 ) -> np.ndarray:
-    """All patches as one (N, size, size, 3) uint8 array, in the order of ``coords``."""
+    """All patches as one (N, size, size, 3) uint8 array, in the order of ``coords`` (with
+    ``native``: (N, size, size, ``image.channels``) of ``image.dtype``)."""
     c = as_coords(coords)
-    out = np.empty((len(c), geometry.size, geometry.size, 3), np.uint8)
-    for i, patch in read_patches(image, c, geometry, workers):
+    shape = (image.channels, image.dtype) if native else (3, np.dtype(np.uint8))
+    out = np.empty((len(c), geometry.size, geometry.size, shape[0]), shape[1])
+    for i, patch in read_patches(image, c, geometry, workers, native):
         out[i] = patch
     return out
 

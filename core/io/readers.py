@@ -23,6 +23,7 @@ import numpy as np
 
 from gigapatch.errors import ConfigError, GigapatchError, ImageError
 from gigapatch.io.image import ArrayImage, Image
+from gigapatch.io.native_tiff import NativeTiffImage, native_problem, prefers_native
 from gigapatch.io.pixels import composite_on_white, standalone_jpeg, to_rgb, ycbcr_to_rgb
 from gigapatch.io.tiff import (
     TIFF_MAGIC,
@@ -126,12 +127,10 @@ def _read_plain(path: Path, max_pixels: int) -> tuple[np.ndarray, str]:
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ImageError(path, f"cannot decode this {kind.upper()} file (corrupt or truncated?)")
-    if arr.dtype == np.uint16:
-        arr = np.round(arr / 257.0).astype(np.uint8)
     if arr.ndim == 2:
-        return np.repeat(arr[..., None], 3, axis=2), kind
+        return arr, kind  # grey, 8- or 16-bit, kept as stored
     rgb = cv2.cvtColor(arr[..., :3], cv2.COLOR_BGR2RGB)
-    if arr.shape[2] == 4:
+    if arr.shape[2] == 4 and arr.dtype == np.uint8:
         rgb = composite_on_white(rgb, arr[..., 3])
     return rgb, kind
 
@@ -169,8 +168,10 @@ class PlainImage(ArrayImage):
 def open_builtin(path: Path) -> Image | None:
     """The core's own choice of reader (the trylast ``gigapatch_open_image`` default).
 
-    Tiled or pyramidal TIFF -> :class:`TiffImage`; PNG / JPEG / BMP and small single-level
-    stripped TIFF -> :class:`PlainImage`; anything else -> None. Decided by magic bytes.
+    Tiled or pyramidal 8-bit RGB TIFF -> :class:`TiffImage`; grey or 16-bit TIFF, and one large
+    level in strips -> :class:`NativeTiffImage` (samples as stored, levels computed in a
+    streaming pass); PNG / JPEG / BMP and small single-level stripped RGB TIFF ->
+    :class:`PlainImage`; anything else -> None. Decided by magic bytes.
     """
     path = Path(path)
     with open(path, "rb") as f:
@@ -187,7 +188,12 @@ def open_builtin(path: Path) -> Image | None:
         # otherwise decided (and the problem named) below, as for any other TIFF
     else:
         w, h = image.dimensions
-        if len(image.level_dimensions) > 1 or image._levels[0].tiled or w * h > MAX_PLAIN_PIXELS:
+        lv0 = image._levels[0]
+        if prefers_native(lv0.photometric, lv0.samples - len(lv0.extrasamples), lv0.tiled,
+                          len(image.level_dimensions), w * h):
+            image.close()  # grey, or one large level in strips: read in its own samples
+            return NativeTiffImage(path)
+        if len(image.level_dimensions) > 1 or lv0.tiled or w * h > MAX_PLAIN_PIXELS:
             return image
         image.close()
         return PlainImage(path)
@@ -199,6 +205,8 @@ def open_builtin(path: Path) -> Image | None:
     except Exception as e:
         raise ImageError(path, f"not a readable TIFF ({short_message(e)})") from e
     if problem:
+        if pages and all(native_problem(p) is None for p in pages):
+            return NativeTiffImage(path)  # 16-bit samples, grey or RGB: read as stored
         raise ImageError(path, problem)
     p0 = pages[0]
     if len(pages) == 1 and not p0.is_tiled and p0.imagewidth * p0.imagelength <= MAX_PLAIN_PIXELS:
@@ -211,7 +219,8 @@ def available_readers() -> dict[str, Callable[[Path], Image]]:
     ``gigapatch_readers`` hook result."""
     from gigapatch.plugin.manager import get_plugin_manager
 
-    readers: dict[str, Callable[[Path], Image]] = {"tifffile": TiffImage, "plain": PlainImage}
+    readers: dict[str, Callable[[Path], Image]] = {
+        "tifffile": TiffImage, "plain": PlainImage, "tiff-native": NativeTiffImage}
     for result in get_plugin_manager().hook.gigapatch_readers():
         for name, opener in (result or {}).items():
             readers.setdefault(name, opener)

@@ -55,9 +55,12 @@ def _passthrough(image: Image, geometry: PatchGeometry) -> Callable[[int, int], 
 
 
 def encode_patch(patch: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> bytes:
-    """Encode an (h, w, 3) uint8 RGB patch as JPEG (libjpeg-turbo, ``quality``) or PNG."""
+    """Encode an (h, w, 3) RGB or (h, w[, 1]) grey patch as JPEG (libjpeg-turbo,
+    ``quality``; 8-bit only) or PNG (8- or 16-bit, the samples as they are)."""
     import imagecodecs
 
+    if patch.ndim == 3 and patch.shape[2] == 1:
+        patch = patch[:, :, 0]
     if fmt == "png":
         return bytes(imagecodecs.png_encode(patch, level=1, strategy=3, filter=16))
     return bytes(imagecodecs.jpeg8_encode(patch, level=quality))
@@ -184,12 +187,17 @@ def extract_patches(
     reserve_cache(image, geometry, workers, c)
     raw = _passthrough(image, geometry) if passthrough and fmt != "png" else None
     codec = "png" if fmt == "png" else "jpeg"
+    # grey or 16-bit images give their own samples (bit for bit in PNG); JPEG holds 8 bits
+    native = image.channels != 3 or image.dtype != np.uint8
+    if native and codec == "jpeg" and image.dtype != np.uint8:
+        raise ConfigError(f"{image.path or 'image'}: {image.bits}-bit samples need --format png "
+                          "(JPEG holds 8 bits)")
 
     def encode(i: int) -> tuple[int, bytes]:
         x, y = int(c[i, 0]), int(c[i, 1])
         data = raw(x, y) if raw is not None else None
         if data is None:
-            data = encode_patch(read_patch(image, (x, y), geometry), codec, quality)
+            data = encode_patch(read_patch(image, (x, y), geometry, native), codec, quality)
         return i, data
 
     order = tile_order(image, c, geometry).tolist()

@@ -30,6 +30,7 @@ Hooks in the order a run calls them:
 ``gigapatch_write_outputs``         a domain's own files for one image
 ``gigapatch_train``                 train a model (``gigapatch train``)
 ``gigapatch_demo``                  the domain's one-command demo (``gigapatch demo``)
+``gigapatch_cli_commands``          a plugin's own commands (``gigapatch fit-normal``...)
 ==================================  =========================================================
 """
 
@@ -277,4 +278,17 @@ def gigapatch_demo(out: Path, domain: str, size: int | None, seed: int) -> dict[
     the domain's default). Return a dict with at least ``image`` (the sample's path), the output
     paths (``h5``, ``table``, ``overlay``...) and ``n_patches``; or None when ``domain`` is not
     yours.
+    """
+
+
+@hookspec
+def gigapatch_cli_commands(app: Any) -> None:
+    """Add a plugin's own commands to the ``gigapatch`` command line.
+
+    Called once per process, when the command line starts, with ``app`` the ``typer.Typer``
+    application: register commands with ``app.command("name")(function)`` (a domain's tools,
+    e.g. ``gigapatch fit-normal --domain metal_surface``). Import what a command needs inside
+    its body, so that other commands do not pay for it; raise :class:`gigapatch.ConfigError` or
+    :class:`gigapatch.ImageError` for bad input (one line, no traceback). A name the core or
+    another plugin already uses is refused with one line naming both. Return None.
     """

@@ -8,11 +8,14 @@ The rules run in a fixed order and every rejected patch records the *first* rule
 3. ``sharpness < score.min_sharpness``                    -> ``"sharpness"``
 4. ``score.keep`` expression is false                     -> ``"keep"``
 5. not among the ``score.top_n`` best by ``score.rank_by`` -> ``"top_n"``
+6. not among the best ``score.top_percent`` % (of the
+   patches that passed rules 1-4, rounded up)             -> ``"top_percent"``
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +42,7 @@ _CMPOPS: dict[type, Any] = {
 }
 
 #: the core's reasons, in the order the rules are applied (plugins' reasons come after the first)
-REASONS = ("foreground", "sharpness", "keep", "top_n")
+REASONS = ("foreground", "sharpness", "keep", "top_n", "top_percent")
 
 
 def _fail(expr: str, problem: str, names: list[str]) -> ConfigError:
@@ -198,18 +201,30 @@ def select_patches(
                "sharpness")
     if score_cfg.keep:
         reject(~evaluate_keep(score_cfg.keep, scores), "keep")
-    if score_cfg.top_n is not None:
+    if score_cfg.top_n is not None or score_cfg.top_percent is not None:
         if score_cfg.rank_by not in scores:
             known = ", ".join(sorted(scores))
             raise ConfigError(
                 f"score.rank_by {score_cfg.rank_by!r} is not a score column (known columns: {known})"
             )
         alive = np.flatnonzero(reason == "")
-        if len(alive) > score_cfg.top_n:
+        top_n = len(alive) if score_cfg.top_n is None else score_cfg.top_n
+        budget = percent_budget(len(alive), score_cfg.top_percent)
+        if len(alive) > min(top_n, budget):
             sub = None if coords is None else np.asarray(coords)[alive]
             order = rank_order(np.asarray(scores[score_cfg.rank_by])[alive], sub)
-            reason[alive[order[score_cfg.top_n :]]] = "top_n"
+            reason[alive[order[top_n:]]] = "top_n"
+            if budget < top_n:
+                reason[alive[order[budget:top_n]]] = "top_percent"
     return reason == "", reason
 
 
-__all__ = ["REASONS", "evaluate_keep", "rank_order", "select_patches"]
+def percent_budget(n: int, percent: float | None) -> int:
+    """How many of ``n`` patches the best ``percent`` % is: ``ceil(n * percent / 100)`` (all
+    when ``percent`` is None)."""
+    if percent is None:
+        return n
+    return min(n, math.ceil(n * percent / 100.0 - 1e-9))
+
+
+__all__ = ["REASONS", "evaluate_keep", "percent_budget", "rank_order", "select_patches"]

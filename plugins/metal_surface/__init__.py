@@ -20,11 +20,15 @@ from typing import Any
 
 from gigapatch import __version__ as __version__  # the distribution's version: one place
 
+from .cli import gigapatch_cli_commands  # noqa: F401
 from .defects import defect_scores, gigapatch_score_patches, local_contrast, relative_defect  # noqa: F401
 from .demo import gigapatch_demo  # noqa: F401
 from .domain import gigapatch_domains  # noqa: F401
 from .mask import gigapatch_foreground_mask, metal_mask, otsu_split, to_grey  # noqa: F401
+from .outputs import gigapatch_patch_columns, gigapatch_write_outputs  # noqa: F401
+from .reader import gigapatch_open_image  # noqa: F401
 from .settings import MetalSettings
+from .training import gigapatch_train  # noqa: F401
 
 #: Pascal-VOC helpers, imported on first use (a run that tiles an image never needs them)
 _VOC = ("box_labels", "box_overlap", "read_voc_boxes")
