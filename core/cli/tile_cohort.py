@@ -39,7 +39,7 @@ def run_options(
     if scheduler and scheduler_file:
         raise ConfigError("give --scheduler or --scheduler-file, not both")
     if scheduler_file is not None and not scheduler_file.is_file():
-        raise ConfigError(f"{scheduler_file}: scheduler file not found")
+        raise ConfigError(f"--scheduler-file {scheduler_file}: no such file")
     return RunOptions(workers=workers, scheduler=scheduler, scheduler_file=scheduler_file,
                       shard=parse_shard(shard) if shard else None, force=force,
                       retry_failed=retry_failed, timeout=timeout)

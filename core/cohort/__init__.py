@@ -7,9 +7,10 @@ Modules
 :mod:`gigapatch.cohort.records`  the per-image done records and the summary rebuilt from them.
 :mod:`gigapatch.cohort.locks`    the per-image lock file held while an image's outputs are written.
 :mod:`gigapatch.cohort.worker`   what one worker does with one image (opened inside the worker).
+:mod:`gigapatch.cohort.executors`  where images are tiled: a local process pool, a Dask
+                                 distributed cluster's executor, or the driver's own process.
 :mod:`gigapatch.cohort.runner`   the one code path: one task per image submitted to a
-                                 ``concurrent.futures.Executor`` (a local process pool, or a Dask
-                                 distributed cluster's executor), sharding, skipping, retrying.
+                                 ``concurrent.futures.Executor``; sharding, skipping, retrying.
 
 The output folder
 -----------------

@@ -15,11 +15,11 @@ One code path for every way of running:
 A run first decides what to do from the records (:func:`plan`): an image whose record has the
 same config hash (and whose outputs are intact, and whose input has the same size) is skipped;
 ``--force`` redoes every image; ``--retry-failed`` reruns only the images whose record says
-error. Each image is opened, tiled and written inside its worker (:func:`gigapatch.cohort.worker
-.run_job`). A local worker process that dies takes its pool with it: the images it was tiling are
+error. Each image is opened, tiled and written inside its worker
+(:func:`~gigapatch.cohort.worker.run_job`). A local worker process that dies takes its pool with it: the images it was tiling are
 retried once in a fresh pool, then recorded as "worker died"; the others are resubmitted. On Dask
-a worker that dies has its task rescheduled by Dask itself (``distributed.scheduler
-.allowed-failures``, default 3), then the image is recorded as "worker died"; a task running on a
+a worker that dies has its task rescheduled by Dask itself (setting
+``distributed.scheduler.allowed-failures``, default 3), then the image is recorded as "worker died"; a task running on a
 Dask worker cannot be interrupted, so Ctrl-C cancels the queued ones and leaves the running ones
 to finish and record themselves. Ctrl-C or SIGTERM: nothing more is submitted, the local workers
 are interrupted (an image without a record is not done; temporary files are removed), the
@@ -40,12 +40,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gigapatch.cohort.executors import Backend, open_backend
 from gigapatch.cohort.inputs import ImageTask, unique_image_ids
 from gigapatch.cohort.locks import ImageLock, acquire, break_if_ours, lock_path, read_lock
 from gigapatch.cohort.records import (
@@ -191,84 +192,6 @@ def _size(path: Path) -> int | None:
         return None
 
 
-# ---------------------------------------------------------------------------- executors
-class InProcess(Executor):
-    """Runs each call at once in the calling process (a one-image run needs no pool)."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except Exception as e:
-            fut.set_exception(e)
-        return fut
-
-
-def default_workers() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-@dataclass
-class Backend:
-    """An executor, how many images it runs at once, and how to stop it."""
-
-    executor: Executor
-    slots: int
-    kind: str  # "local", "dask" or "in-process"
-    client: Any = None
-
-    def stop(self, cancel: bool) -> None:
-        """Shut the executor down; ``cancel``: drop queued calls and interrupt local workers."""
-        if self.kind == "dask":
-            self.executor.shutdown(wait=not cancel)
-            self.client.close()
-            return
-        if cancel and self.kind == "local":
-            for proc in list(getattr(self.executor, "_processes", {}).values()):
-                if proc.is_alive() and proc.pid is not None:
-                    os.kill(proc.pid, signal.SIGTERM)  # the worker turns it into Ctrl-C
-        self.executor.shutdown(wait=True, cancel_futures=cancel)
-
-
-def open_backend(options: RunOptions, n_images: int) -> Backend:
-    """The executor of a run: Dask when a scheduler is named, the driver's process for one local
-    image (unless ``options.in_process`` says otherwise), else a local process pool."""
-    if options.scheduler or options.scheduler_file:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise ConfigError("--scheduler needs Dask distributed: pip install "
-                              "'gigapatch[dask]'") from None
-        try:
-            client = (Client(options.scheduler, timeout="30s") if options.scheduler else
-                      Client(scheduler_file=str(options.scheduler_file), timeout="30s"))
-        except (OSError, TimeoutError, ValueError) as e:
-            where = options.scheduler or options.scheduler_file
-            raise ConfigError(f"cannot reach the Dask scheduler {where} ({e})") from None
-        slots = max(1, sum(client.nthreads().values()))
-        return Backend(client.get_executor(pure=False), slots, "dask", client)
-    workers = options.workers or default_workers()
-    in_process = n_images <= 1 if options.in_process is None else options.in_process
-    if in_process:
-        return Backend(InProcess(), 1, "in-process")
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from gigapatch.cohort.worker import init_pool_worker
-
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":  # imported once in the server, inherited by every worker
-        ctx.set_forkserver_preload(["gigapatch.cohort.worker"])
-    n = max(1, min(workers, n_images))
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=init_pool_worker)
-    return Backend(pool, n, "local")
-
-
 # ---------------------------------------------------------------------------- running
 def run_cohort(
     tasks: Iterable[ImageTask],
@@ -302,6 +225,7 @@ def run_cohort(
     if options.shard is not None:
         i, n = options.shard
         todo = [t for t in todo if shard_of(t.image_id, n) == i]
+    remote = open_backend(options, 0) if options.scheduler or options.scheduler_file else None
     out.mkdir(parents=True, exist_ok=True)
     result = CohortRun(out, n_tasks=len(todo))
     final: dict[str, ImageRecord] = {}
@@ -314,8 +238,10 @@ def run_cohort(
                 result.skipped.append(rec.image_id)
                 emit(Outcome(rec.image_id, "skipped", record=rec))
             if to_run:
-                _execute(to_run, recipe, out, options, result, final, emit)
+                _execute(to_run, recipe, out, options, result, final, emit, remote)
         finally:
+            if remote is not None and not to_run:
+                remote.stop(cancel=False)
             result.records = [final[t.image_id] for t in todo if t.image_id in final]
             write_summary(out)
             _write_report(out)
@@ -325,9 +251,11 @@ def run_cohort(
 def _execute(
     tasks: list[ImageTask], recipe: ConfigRecipe, out: Path, options: RunOptions,
     result: CohortRun, final: dict[str, ImageRecord], emit: Callable[[Outcome], None],
+    backend: Backend | None = None,
 ) -> None:
-    """Submit one job per task and collect the outcomes; a broken local pool is replaced."""
-    backend = open_backend(options, len(tasks))
+    """Submit one job per task to ``backend`` (default: a local one) and collect the outcomes;
+    a broken local pool is replaced."""
+    backend = backend or open_backend(options, len(tasks))
     run_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
     remote = backend.kind == "dask"
     jobs = deque(Job(t if not remote else _absolute(t), recipe, out, run_id, time.time(),
@@ -356,7 +284,7 @@ def _execute(
                 for job in [j for j in broken if died.get(j.task.image_id, 0) >= ATTEMPTS]:
                     _take(Outcome(job.task.image_id, "done", record=_died(job, remote)),
                           result, final, emit)
-                backend = open_backend(options, len(jobs))
+                backend = open_backend(replace(options, in_process=False), len(jobs))
         cancel = False
     finally:
         backend.stop(cancel=cancel)
@@ -434,8 +362,6 @@ def _take(outcome: Outcome, result: CohortRun, final: dict[str, ImageRecord],
 
 
 def _absolute(task: ImageTask) -> ImageTask:
-    from dataclasses import replace
-
     return replace(task, path=task.path.absolute())
 
 
@@ -514,5 +440,5 @@ def tile_many(
     return run_cohort(tasks, recipe, out_dir, options or RunOptions(in_process=True), event)
 
 
-__all__ = ["CohortRun", "Interrupted", "RunOptions", "default_workers", "open_backend",
-           "parse_shard", "plan", "run_cohort", "shard_of", "tile_many"]
+__all__ = ["CohortRun", "Interrupted", "RunOptions", "parse_shard", "plan", "run_cohort",
+           "shard_of", "tile_many"]

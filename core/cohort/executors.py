@@ -1,0 +1,105 @@
+"""Where a cohort's images are tiled: a ``concurrent.futures.Executor`` and how to stop it.
+
+* a local process pool (``--workers N``, default: the cores this process may use), started with
+  the ``forkserver`` method where there is one (else ``spawn``), its workers reused from image to
+  image; the forkserver imports :mod:`gigapatch.cohort.worker` once for all of them;
+* a Dask distributed cluster (``--scheduler`` / ``--scheduler-file``) through
+  ``Client.get_executor()``;
+* the driver's own process (:class:`InProcess`) for a local run with one image.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gigapatch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gigapatch.cohort.runner import RunOptions
+
+
+class InProcess(Executor):
+    """Runs each call at once in the calling process (a one-image run needs no pool)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except Exception as e:
+            fut.set_exception(e)
+        return fut
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Backend:
+    """An executor, how many images it runs at once, and how to stop it."""
+
+    executor: Executor
+    slots: int
+    kind: str  # "local", "dask" or "in-process"
+    client: Any = None
+
+    def stop(self, cancel: bool) -> None:
+        """Shut the executor down; ``cancel``: drop queued calls and interrupt local workers."""
+        if self.kind == "dask":
+            self.executor.shutdown(wait=not cancel)
+            self.client.close()
+            return
+        if cancel and self.kind == "local":
+            for proc in list(getattr(self.executor, "_processes", {}).values()):
+                if proc.is_alive() and proc.pid is not None:
+                    os.kill(proc.pid, signal.SIGTERM)  # the worker turns it into Ctrl-C
+        self.executor.shutdown(wait=True, cancel_futures=cancel)
+
+
+def open_backend(options: RunOptions, n_images: int) -> Backend:
+    """The executor of a run with :class:`gigapatch.cohort.runner.RunOptions` ``options``: Dask
+    when a scheduler is named, the driver's process for one local image (unless
+    ``options.in_process`` says otherwise), else a local process pool of at most ``n_images``
+    workers."""
+    if options.scheduler or options.scheduler_file:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ConfigError("--scheduler needs Dask distributed: pip install "
+                              "'gigapatch[dask]'") from None
+        try:
+            client = (Client(options.scheduler, timeout="30s") if options.scheduler else
+                      Client(scheduler_file=str(options.scheduler_file), timeout="30s"))
+        except (OSError, TimeoutError, ValueError) as e:
+            where = options.scheduler or options.scheduler_file
+            raise ConfigError(f"cannot reach the Dask scheduler {where} ({e})") from None
+        slots = max(1, sum(client.nthreads().values()))
+        return Backend(client.get_executor(pure=False), slots, "dask", client)
+    workers = options.workers or default_workers()
+    in_process = n_images <= 1 if options.in_process is None else options.in_process
+    if in_process:
+        return Backend(InProcess(), 1, "in-process")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from gigapatch.cohort.worker import init_pool_worker
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":  # imported once in the server, inherited by every worker
+        ctx.set_forkserver_preload(["gigapatch.cohort.worker"])
+    n = max(1, min(workers, n_images))
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=init_pool_worker)
+    return Backend(pool, n, "local")
+
+
+__all__ = ["Backend", "InProcess", "default_workers", "open_backend"]

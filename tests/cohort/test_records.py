@@ -1,0 +1,156 @@
+"""The pieces under a cohort run: records and the summary rebuilt from them, locks, the timeout
+in a worker thread, an image interrupted mid-write, and atomic writes that keep the umask."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gigapatch.cohort.inputs import ImageTask
+from gigapatch.cohort.locks import ImageLock, acquire, lock_path
+from gigapatch.cohort.records import (
+    SUMMARY_COLUMNS,
+    ImageRecord,
+    read_record,
+    read_records,
+    write_record,
+    write_summary,
+)
+from gigapatch.cohort.worker import ImageTimeout, Job, deadline, output_hash, run_job
+from gigapatch.config import load_config
+from gigapatch.io.atomic import write_text_atomic
+from gigapatch.outputs.run import ConfigRecipe
+
+
+def test_records_round_trip_and_the_summary_is_rebuilt_from_all(tmp_path: Path) -> None:
+    a = ImageRecord("a", "a.svs", "ok", n_patches=3, coverage=0.5, warnings=["w1", "w2"])
+    b = ImageRecord("b", "b.svs", "error", reason="b.svs: truncated")
+    write_record(tmp_path, b)
+    write_record(tmp_path, a)
+    (tmp_path / ".gigapatch/records/broken.json").write_text("{not json")  # left out
+    assert read_record(tmp_path, "a") == a and read_record(tmp_path, "zzz") is None
+    assert [r.image_id for r in read_records(tmp_path)] == ["a", "b"]
+    written = write_summary(tmp_path)
+    with open(written[0]) as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == SUMMARY_COLUMNS
+    assert [(r["image_id"], r["status"], r["message"]) for r in rows] == [
+        ("a", "ok", ""), ("b", "error", "b.svs: truncated")]
+    assert rows[0]["warnings"] == "w1 | w2" and rows[0]["coverage"] == "0.500000"
+    if len(written) == 2:  # pyarrow installed
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(written[1])
+        assert table.column("image_id").to_pylist() == ["a", "b"]
+        assert table.column("n_patches").to_pylist() == [3, 0]
+
+
+def test_a_record_from_a_newer_gigapatch_is_still_read(tmp_path: Path) -> None:
+    rec = json.loads(ImageRecord("a", "a.svs", "ok").to_json())
+    rec["schema"], rec["something_new"] = 2, [1, 2]
+    write_text_atomic(tmp_path / ".gigapatch/records/a.json", json.dumps(rec))
+    assert read_record(tmp_path, "a") is not None
+
+
+def test_locks_exclude_and_stale_ones_are_broken(tmp_path: Path) -> None:
+    lock = acquire(tmp_path, "x", "run-1")
+    assert isinstance(lock, ImageLock)
+    holder = acquire(tmp_path, "x", "run-2")
+    assert isinstance(holder, dict) and holder["pid"] == os.getpid() and holder["run"] == "run-1"
+    lock.release()
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    lock_path(tmp_path, "x").write_text(json.dumps(
+        {"pid": ended.pid, "host": socket.gethostname(), "run": "gone"}))
+    again = acquire(tmp_path, "x", "run-3")
+    assert isinstance(again, ImageLock) and json.loads(again.text)["run"] == "run-3"
+    lock_path(tmp_path, "y").write_text(json.dumps({"pid": 1, "host": "elsewhere", "run": "r"}))
+    assert isinstance(acquire(tmp_path, "y", "run-3"), dict)  # another host's lock: respected
+
+
+def test_a_timeout_in_a_worker_thread(tmp_path: Path) -> None:
+    """Dask runs tasks in threads: the deadline interrupts the task's own thread only."""
+    outcome: dict[str, object] = {}
+
+    def busy(seconds: float, limit: float, key: str) -> None:
+        t0 = time.monotonic()
+        try:
+            with deadline(limit):
+                while time.monotonic() - t0 < seconds:
+                    sum(range(1000))
+            outcome[key] = "finished"
+        except ImageTimeout:
+            outcome[key] = time.monotonic() - t0
+        time.sleep(0.5)  # a late, withdrawn timeout would strike here
+        outcome[key + "-after"] = "ok"
+
+    threads = [threading.Thread(target=busy, args=(10, 0.3, "slow")),
+               threading.Thread(target=busy, args=(0.2, 5, "quick"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert isinstance(outcome["slow"], float) and 0.3 <= outcome["slow"] < 3
+    assert outcome["quick"] == "finished"
+    assert outcome["slow-after"] == outcome["quick-after"] == "ok"
+
+
+def test_an_image_interrupted_mid_write_has_no_record_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers_cohort import tissue_rgb
+
+    from gigapatch import write_pyramidal_tiff
+    from gigapatch.outputs import run as run_module
+
+    image = write_pyramidal_tiff(tmp_path / "a.tiff", tissue_rgb(512, 0), mpp=0.5)
+    real = run_module.write_outputs
+
+    def interrupted(ps, context, cfg, out_dir, extract=None):
+        ps.write_h5(out_dir / f"{ps.image_id}.h5")
+        from gigapatch.io.atomic import atomic_path
+
+        with atomic_path(out_dir / f"{ps.image_id}.yaml") as tmp:
+            tmp.write_text("half")
+            raise KeyboardInterrupt  # Ctrl-C while the config file is half-written
+
+    out = tmp_path / "out"
+    recipe = ConfigRecipe(domain="generic", overrides={"score.sharpness": False})
+    job = Job(ImageTask("a", image), recipe, out, "run", time.time())
+    monkeypatch.setattr(run_module, "write_outputs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(job)
+    assert read_record(out, "a") is None  # no record: not done
+    assert not list(out.rglob("*.tmp")) and not (out / "a.yaml").exists()
+    assert not lock_path(out, "a").exists()
+    monkeypatch.setattr(run_module, "write_outputs", real)
+    done = run_job(job)
+    assert done.kind == "done" and done.record is not None and done.record.status == "ok"
+    assert done.record.config_hash == output_hash(recipe.config("generic"))
+    assert {o["kind"] for o in done.record.outputs} >= {"h5", "config", "table", "regions"}
+
+
+def test_the_config_hash_leaves_out_thread_counts() -> None:
+    a = load_config("generic", overrides={"score.workers": 1, "output.workers": 1})
+    b = load_config("generic", overrides={"score.workers": 8, "output.workers": 3})
+    c = load_config("generic", overrides={"patch.size": 512})
+    assert output_hash(a) == output_hash(b) != output_hash(c)
+
+
+def test_atomic_writes_keep_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        write_text_atomic(tmp_path / "sub" / "x.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "sub" / "x.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "sub").stat().st_mode) == 0o750
