@@ -69,11 +69,12 @@ def gigapatch_score_pixels(patches: np.ndarray, context: ImageContext) -> dict[s
     return sharpness_batch(patches)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def gigapatch_patch_columns(coords: np.ndarray, context: ImageContext) -> dict[str, np.ndarray] | None:
     """``partial`` (bool) with ``patch.edge`` ``pad`` or ``shift``: the patch reaches past the
     image edge (its outside part is padding: a ``pad`` grid's last row / column, or an image
-    smaller than a patch)."""
+    smaller than a patch). Called first, so that a domain's own ``partial`` (one that also knows
+    the image's no-data) replaces it."""
     if context.config.patch.edge not in ("pad", "shift") or context.geometry is None:
         return None
     from gigapatch.io.geometry import patches_inside

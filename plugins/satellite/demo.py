@@ -1,9 +1,11 @@
 """``gigapatch demo --domain satellite``: a synthetic 4-band GeoTIFF scene, tiled.
 
 The scene (:func:`gigapatch_satellite.synth.synthetic_scene`: fields, a forest, a lake, clouds,
-a rotated footprint in no-data) is written as a tiled uint16 GeoTIFF in UTM zone 33N, tiled with
-the ``satellite`` defaults (no-data, water and clouds are not foreground) and the kept patches'
-footprints are written as a georeferenced GeoJSON in the scene's CRS.
+a rotated footprint in no-data) is written as a tiled uint16 GeoTIFF in UTM zone 33N and tiled
+with the ``satellite`` defaults (no-data, water and clouds are not foreground). Besides the core's
+files it writes ``<id>_satellite.png`` (the footprint, the water and cloud masks and the chips),
+the kept patches' footprints in the scene's CRS and in WGS 84, the chips as GeoTIFFs (raw 16-bit
+bands, their own transform) and a STAC catalog of them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ MIN_SIZE = 512
 
 def run_demo(out: str | Path, size: int = DEFAULT_SIZE, seed: int = 0) -> dict[str, Any]:
     """Draw a ``size`` x ``size`` scene, write it into ``out`` as a GeoTIFF, tile it with the
-    satellite defaults and return the paths of every output.
+    satellite defaults (plus GeoJSON footprints in the scene's CRS and in WGS 84, GeoTIFF chips
+    and their STAC catalog) and return the paths of every output.
 
     Raises
     ------
@@ -28,7 +31,6 @@ def run_demo(out: str | Path, size: int = DEFAULT_SIZE, seed: int = 0) -> dict[s
     """
     from gigapatch import load_config, open_image, tile_image
 
-    from .geo import write_geojson
     from .synth import synthetic_scene, write_geotiff
 
     if size < MIN_SIZE:
@@ -37,19 +39,25 @@ def run_demo(out: str | Path, size: int = DEFAULT_SIZE, seed: int = 0) -> dict[s
     out.mkdir(parents=True, exist_ok=True)
     bands, _ = synthetic_scene(seed, size)
     image = write_geotiff(out / f"demo-scene-{seed}.tif", bands)
-    cfg = load_config(DOMAIN, overrides={"output.extract": True})
+    cfg = load_config(DOMAIN, overrides={
+        "plugin.satellite.footprints": ["native", "wgs84"], "plugin.satellite.chips": "geotiff",
+        "plugin.satellite.stac": True,
+    })
     tiles_dir = out / "tiles"
     with open_image(image, domain=DOMAIN) as img:
         ps = tile_image(img, cfg, out_dir=tiles_dir)
-        stem = f"{tiles_dir / ps.image_id}"
-        footprints = write_geojson(stem + "_footprints.geojson", ps, img)
+    stem = f"{tiles_dir / ps.image_id}"
     return {
         "image": image,
         "h5": Path(stem + ".h5"),
         "table": Path(stem + ".csv"),
+        "picture": Path(stem + "_satellite.png"),
         "overlay": Path(stem + "_overlay.png"),
-        "footprints": footprints,
-        "patches": Path(stem),
+        "footprints": Path(stem + "_footprints.geojson"),
+        "wgs84": Path(stem + "_footprints_wgs84.geojson"),
+        "chips": Path(stem + "_chips"),
+        "stac": Path(stem + "_stac") / "catalog.json",
+        "raster": Path(stem + "_raster.json"),
         "config": Path(stem + ".yaml"),
         "n_patches": len(ps),
     }

@@ -1,0 +1,212 @@
+"""Chips: the kept patches as raw bands, in memory or as GeoTIFF files with their own
+georeferencing.
+
+A chip holds every band of the raster (or the ones asked for) at the file's data type, values
+untouched (reflectance stays reflectance; the display stretch is never applied). Outside the
+raster it holds the no-data value. Reads run on threads, each with its own dataset handle, in
+raster order so that neighbouring chips share GDAL's cached blocks.
+
+A GeoTIFF chip (``<id>_chips/<x>_<y>.tif``) is a COG (GDAL's COG driver: one tile of the
+chip's side when that is a multiple of 16, header first), deflate-compressed (horizontal
+predictor for integers), with the chip's
+affine transform (:func:`gigapatch_satellite.geo.patch_transforms`), the raster's CRS, its
+no-data value (or a mask of the valid pixels when the file has a mask instead), band
+descriptions and colour interpretations; the directory is written under a hidden name and
+renamed whole.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .geo import patch_transforms
+from .reader import RasterioImage
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _resize(raw: np.ndarray, valid: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(C, h, w) raw bands and (h, w) valid -> (C, size, size), (size, size) by area
+    averaging over the valid pixels (integers rounded back to their type)."""
+    import cv2
+
+    vf = valid.astype(np.float32)
+    out_v = cv2.resize(vf, (size, size), interpolation=cv2.INTER_AREA)
+    bands = np.empty((raw.shape[0], size, size), raw.dtype)
+    for k in range(raw.shape[0]):
+        s = cv2.resize(raw[k].astype(np.float32) * vf, (size, size), interpolation=cv2.INTER_AREA)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = np.where(out_v > 0, s / out_v, 0.0)
+        bands[k] = np.round(m).astype(raw.dtype) if raw.dtype.kind in "iu" else m
+    return bands, out_v >= 0.5
+
+
+def read_chip(image: RasterioImage, xy: tuple[int, int], level: int, read_size: int, size: int,
+              indexes: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One chip at level-0 top-left ``xy``: ``read_size`` px of ``level``, resized to ``size``.
+
+    Returns
+    -------
+    raw : (C, size, size) band values at the file's dtype (no-data value where not valid).
+    valid : (size, size) bool.
+    """
+    raw, valid, _ = image.read_bands(xy, level, (read_size, read_size), indexes)
+    if read_size != size:
+        raw, valid = _resize(raw, valid, size)
+    if image.nodata is not None:
+        raw[:, ~valid] = raw.dtype.type(image.nodata)
+    return raw, valid
+
+
+def bounded_map(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``workers`` threads, in order, with at most ``4 x workers``
+    results pending (memory stays bounded); inline for ``workers <= 1``."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="gigapatch-chips") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 4 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def iter_chips(image: RasterioImage, coords: np.ndarray, level: int, read_size: int, size: int,
+               indexes: tuple[int, ...] | None = None, workers: int = 2,
+               ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(index into coords, raw, valid)`` of every chip (see :func:`read_chip`), read on
+    ``workers`` threads in raster order with a bounded window in flight."""
+    c = np.asarray(coords, np.int64).reshape(-1, 2)
+
+    def one(i: int) -> tuple[int, np.ndarray, np.ndarray]:
+        raw, valid = read_chip(image, (int(c[i, 0]), int(c[i, 1])), level, read_size, size,
+                               indexes)
+        return i, raw, valid
+
+    yield from bounded_map(one, np.lexsort((c[:, 0], c[:, 1])).tolist(), workers)
+
+
+def read_chips(image: RasterioImage, coords: np.ndarray, size: int, level: int = 0,
+               indexes: tuple[int, ...] | None = None, workers: int = 2) -> np.ndarray:
+    """Every chip as one (N, C, size, size) array at the file's dtype, in the order of
+    ``coords`` (N, 2) level-0 top-left x, y; read at ``level`` without resizing."""
+    c = np.asarray(coords, np.int64).reshape(-1, 2)
+    n_bands = len(indexes) if indexes else image.count
+    out = np.empty((len(c), n_bands, size, size), image.dtype)
+    for i, raw, _ in iter_chips(image, c, level, size, size, indexes, workers):
+        out[i] = raw
+    return out
+
+
+#: creation options of the COG copy (the in-memory GTiff takes the others)
+COG_ONLY = ("compress", "predictor", "blocksize")
+
+
+def _profile(image: RasterioImage, size: int, count: int) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "driver": "GTiff", "width": size, "height": size, "count": count,
+        "dtype": str(image.dtype), "crs": image.crs, "compress": "deflate",
+        "interleave": "pixel",
+    }
+    if size % 16 == 0:
+        profile["blocksize"] = size  # one tile per chip
+    if image.dtype.kind in "iu":
+        profile["predictor"] = 2
+    if image.nodata is not None:
+        profile["nodata"] = image.nodata
+    return profile
+
+
+def write_chip(path: Path, raw: np.ndarray, valid: np.ndarray, transform: np.ndarray,
+               profile: dict[str, Any], descriptions: list[str | None],
+               colorinterp: list[Any] | None) -> None:
+    """Write one chip (C, h, w) with its (6,) transform as a GeoTIFF in COG layout at ``path``:
+    built in memory, then copied by GDAL's COG driver (header and tile index before the
+    pixels)."""
+    import rasterio
+    import rasterio.shutil
+    from affine import Affine
+    from rasterio.io import MemoryFile
+
+    mem_profile = {k: v for k, v in profile.items() if k not in COG_ONLY}
+    with MemoryFile() as mem:
+        with mem.open(transform=Affine(*transform), **mem_profile) as ds:
+            ds.write(raw)
+            for k, d in enumerate(descriptions, start=1):
+                if d:
+                    ds.set_band_description(k, d)
+            if colorinterp is not None:
+                ds.colorinterp = colorinterp
+            if "nodata" not in profile and not valid.all():
+                ds.write_mask(valid.astype(np.uint8) * 255)
+        with mem.open() as src:
+            rasterio.shutil.copy(src, path, driver="COG", **{k: profile[k] for k in COG_ONLY
+                                                              if k in profile})
+
+
+def _band_labels(image: RasterioImage) -> tuple[list[str | None], list[Any] | None]:
+    from rasterio.enums import ColorInterp
+
+    roles = image.roles
+    names: dict[int, str] = {}
+    for role in ("red", "green", "blue", "nir", "swir1"):
+        b = getattr(roles, role)
+        if b and b not in names:
+            names[b] = role
+    own = image.properties["descriptions"]
+    desc = [own[k - 1] or names.get(k) for k in range(1, image.count + 1)]
+    colour = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue}
+    ci = [colour.get(names.get(k, ""), ColorInterp.undefined) for k in range(1, image.count + 1)]
+    if len(set(roles.rgb)) < 3:  # a grey raster: leave GDAL's own interpretation
+        return desc, None
+    return desc, ci
+
+
+def write_chips(image: RasterioImage, coords: np.ndarray, geometry: Any, out_dir: Path,
+                workers: int = 2) -> list[Path]:
+    """Every kept patch as ``out_dir/<x>_<y>.tif`` (see the module docstring); returns the paths
+    in the order of ``coords``. ``geometry`` is the run's :class:`gigapatch.PatchGeometry`."""
+    c = np.asarray(coords, np.int64).reshape(-1, 2)
+    t = patch_transforms(c, geometry.size_level0, geometry.size, image.transform)
+    profile = _profile(image, geometry.size, image.count)
+    desc, ci = _band_labels(image)
+    out_dir = Path(out_dir)
+    stage = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{threading.get_ident()}.partial"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    paths: list[Path] = [out_dir / f"{x}_{y}.tif" for x, y in c.tolist()]
+    try:
+        def write(i: int) -> None:
+            raw, valid = read_chip(image, (int(c[i, 0]), int(c[i, 1])), geometry.level,
+                                   geometry.read_size, geometry.size)
+            write_chip(stage / paths[i].name, raw, valid, t[i], profile, desc, ci)
+
+        for _ in bounded_map(write, np.lexsort((c[:, 0], c[:, 1])).tolist(), workers):
+            pass
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(stage, out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return paths
+
+
+__all__ = ["bounded_map", "iter_chips", "read_chip", "read_chips", "write_chip", "write_chips"]

@@ -1,0 +1,81 @@
+"""The low-resolution view of a raster: shown RGB, valid fraction and the reflectance of every
+band role, area-averaged over the valid pixels only (no-data never darkens a valid edge pixel).
+
+The masks (:mod:`.masks`) are computed on it, once per image, from the coarsest stored level at
+or below the view's scale, read in row bands so that memory stays flat in the raster's size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .reader import RasterioImage
+
+#: source values per band of one row band of the view (bounds memory)
+BAND_VALUES = 1_000_000
+
+
+def _area_resize(stack: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
+    """(h, w, C) float32 -> (out_h, out_w, C) by area averaging (cv2, 4 channels at a time)."""
+    import cv2
+
+    if stack.shape[:2] == (out_h, out_w):
+        return stack
+    parts = [cv2.resize(stack[..., k : k + 4], (out_w, out_h), interpolation=cv2.INTER_AREA)
+             .reshape(out_h, out_w, -1) for k in range(0, stack.shape[2], 4)]
+    return np.concatenate(parts, axis=2)
+
+
+def lowres_view(image: RasterioImage, downsample: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The whole raster at ``downsample`` (level-0 px per view px).
+
+    Returns
+    -------
+    rgb : (h, w, 3) uint8 shown bands (stretched), black where no pixel under it is valid,
+        never all-zero elsewhere; (h, w) = (ceil(H0 / downsample), ceil(W0 / downsample)).
+    extras : ``"valid"`` (h, w) float32 fraction of valid level pixels; ``"nodata"`` (h, w)
+        bool, no valid pixel; and the (h, w) float32 reflectance of every role the raster has
+        (``"red"``, ``"green"``, ``"blue"``, ``"nir"``, ``"swir1"``), NaN where no-data.
+    """
+    roles = image.roles
+    names = [r for r in ("red", "green", "blue", "nir", "swir1") if getattr(roles, r) is not None]
+    idx = [int(getattr(roles, r)) for r in names]
+    uniq = list(dict.fromkeys(idx))
+    pos = [uniq.index(b) for b in idx]
+    w0, h0 = image.dimensions
+    out_w, out_h = max(1, math.ceil(w0 / downsample)), max(1, math.ceil(h0 / downsample))
+    level = image.get_best_level_for_downsample(downsample)
+    lds = image.level_downsamples[level]
+    lw, lh = image.level_dimensions[level]
+    sums = np.zeros((out_h, out_w, len(uniq)), np.float32)
+    frac = np.zeros((out_h, out_w), np.float32)
+    rows_per_band = max(1, int(BAND_VALUES / max(1, lw * (downsample / lds))))
+    for oy in range(0, out_h, rows_per_band):
+        oh = min(rows_per_band, out_h - oy)
+        y0 = round(oy * downsample / lds)
+        y1 = max(y0 + 1, min(lh, round((oy + oh) * downsample / lds)))
+        raw, valid, _ = image.read_bands((0, math.ceil(y0 * lds)), level, (lw, y1 - y0), uniq)
+        vf = valid.astype(np.float32)
+        band = np.nan_to_num(raw.astype(np.float32)) * vf[None]
+        stack = np.concatenate([band.transpose(1, 2, 0), vf[..., None]], axis=2)
+        small = _area_resize(stack, out_w, oh)
+        sums[oy : oy + oh] = small[..., :-1]
+        frac[oy : oy + oh] = small[..., -1]
+    nodata = frac <= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = sums / frac[..., None]  # raw band values averaged over the valid pixels
+    mean[nodata] = np.nan
+    scale, offset = image.reflectance
+    extras: dict[str, np.ndarray] = {"valid": np.clip(frac, 0, 1), "nodata": nodata}
+    for name, p in zip(names, pos):
+        extras[name] = mean[..., p] * np.float32(scale) + np.float32(offset)
+    rgb_raw = np.nan_to_num(mean[..., [pos[0], pos[1], pos[2]]]).transpose(2, 0, 1)
+    rgb = image.to_rgb8(rgb_raw.astype(np.float32), ~nodata)
+    return rgb, extras
+
+
+__all__ = ["lowres_view"]
