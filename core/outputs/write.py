@@ -40,6 +40,7 @@ def write_outputs(
             scores=ps.scores,
             color_by=cfg.score.rank_by if cfg.score.rank_by in ps.scores else "foreground",
             rejected_coords=ps.rejected_coords, rejected_reason=ps.rejected_reason,
+            image=context.image,
         )
     if cfg.output.geojson:
         from gigapatch.outputs.geojson import export_geojson
