@@ -35,6 +35,12 @@ def tile(
     mpp: Annotated[float | None, typer.Option(help="target microns per pixel")] = None,
     magnification: Annotated[float | None, typer.Option(help="target objective power")] = None,
     slide_mpp: Annotated[float | None, typer.Option(help="override the image's level-0 mpp")] = None,
+    gsd: Annotated[float | None, typer.Option(
+        help="target ground sample distance in metres (a satellite scene's pixel size): --mpp "
+        "in metres, the overview at or below it, resized")] = None,
+    edge: Annotated[str | None, typer.Option(
+        help="image edge: inside (= skip: whole patches only), pad (the last row/column "
+        "overhangs, flagged partial) or shift (the last row/column ends at the edge)")] = None,
     min_foreground: Annotated[float | None, typer.Option(help="minimum foreground fraction")] = None,
     placement: Annotated[str | None, typer.Option(help="grid or optimal")] = None,
     per_region: Annotated[bool | None, typer.Option(
@@ -92,7 +98,10 @@ def tile(
         "output.overlay": overlay, "output.geojson": geojson, "annotations.path": annotations,
         "score.workers": threads, "output.workers": threads,
     }
-    if mpp is not None or magnification is not None:
+    if gsd is not None:  # metres per pixel: the same machinery as --mpp (microns per pixel)
+        overrides["patch.mpp"] = gsd * 1e6
+    overrides["patch.edge"] = edge
+    if mpp is not None or magnification is not None or gsd is not None:
         overrides["patch.level"] = None
     overrides.update(physical_overrides(pixel_size_mm, patch_size_mm, stride_mm, max_object_mm,
                                         max_object, top_percent))

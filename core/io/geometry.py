@@ -93,6 +93,10 @@ def _resolve_geometry(image: Image, patch: PatchConfig) -> PatchGeometry:
             target_mpp = None
         else:
             target_mpp = magnification_to_mpp(patch.magnification)
+    if target_mpp is not None and slide_mpp is None and image.pixel_size is not None:
+        # an image with a physical pixel size but no microscope mpp (a map's metres, a scan's
+        # mm): a target in microns (--mpp, --gsd) is resolved against that size
+        slide_mpp = image.pixel_size.to("um").mean
     if target_mpp is not None:
         if slide_mpp is None:
             where = str(image.path) if image.path else "image"

@@ -276,3 +276,22 @@ def test_scenes_in_adjacent_utm_zones_stay_native_and_duplicates_are_flagged(
         ps = tile_image(img, cfg)
         assert img.crs.to_epsg() == 32633
     assert set(ps.columns["epsg"]) == {32633}
+
+
+def test_gsd_reads_the_overview_at_or_below_it(sat: Path, tmp_path: Path) -> None:
+    """``--gsd 1200`` on the COG (300 m pixels, overviews at 600 m and 1204 m): the 600 m
+    overview, resized by 2; the chips' transform says 1200 m; ``--edge pad`` is recorded."""
+    from helpers_cli import run_cli
+
+    res = run_cli("tile", str(sat / COG), "--gsd", "1200", "--patch-size", "64", "--edge", "pad",
+                  "--set", "plugin.satellite.exclude=[]", "--out", str(tmp_path), "--quiet")
+    assert res.returncode == 0, res.stderr
+    ps = PatchSet.read(tmp_path / "RGB.byte.cog.h5")
+    assert ps.attrs["read_level"] == 1 and ps.attrs["read_size"] == 128
+    assert ps.attrs["target_mpp"] == pytest.approx(1.2e9)
+    with rasterio.open(sat / COG) as ds:
+        res_x = ds.res[0]
+    assert ps.patch_size_level0 == round(64 * 1200 / res_x)
+    np.testing.assert_allclose(ps.columns["transform_a"], res_x * ps.patch_size_level0 / 64)
+    assert "edge: pad" in (tmp_path / "RGB.byte.cog.yaml").read_text()
+    assert ps.columns["partial"].any()  # the padded last column / row
