@@ -149,6 +149,122 @@ def _resolve_geometry(image: Image, patch: PatchConfig) -> PatchGeometry:
     )
 
 
+#: the reader whose level numbering CLAM and TRIDENT use (they open slides with OpenSlide)
+CONSUMER_READER = "openslide"
+
+
+@dataclass(frozen=True)
+class ConsumerLevel:
+    """The pyramid level a consumer of the h5 (CLAM, TRIDENT) reads a patch at.
+
+    ``level`` is numbered as ``numbering`` says: ``"any"`` (level 0, the full-resolution image in
+    every reader), ``"openslide"``, or the name of gigapatch's reader. ``same`` is True when it
+    is the level gigapatch read (same pixels), False when a finer one stands in for it.
+    """
+
+    level: int
+    numbering: str
+    downsample: float
+    dims: tuple[int, int]
+    same: bool
+
+
+def consumer_level(image: Image, geometry: PatchGeometry) -> ConsumerLevel:
+    """The level CLAM or TRIDENT reads the patches of ``geometry`` at (see :class:`ConsumerLevel`).
+
+    Level 0 stays 0. A higher level of gigapatch's reader is given in OpenSlide's numbering when
+    OpenSlide opens the file: the OpenSlide level of the same size, or, when OpenSlide does not
+    list it (an OME-TIFF's SubIFD levels), the coarsest OpenSlide level no coarser than it. It
+    is level 0 when OpenSlide is not installed or does not open the file, and when the level-0
+    magnification is unknown (TRIDENT then falls back to the CLAM attributes and takes
+    ``patch_size`` for level-0 px, right at level 0 only). An in-memory image (no file) keeps
+    gigapatch's own numbering.
+    """
+    own = ConsumerLevel(geometry.level, image.reader_name, geometry.downsample,
+                        image.level_dimensions[geometry.level], True)
+    if geometry.level == 0:
+        return ConsumerLevel(0, "any", geometry.downsample, image.dimensions, True)
+    if image.path is None:
+        return own
+    level0 = ConsumerLevel(0, "any", 1.0, image.dimensions, False)
+    if geometry.level0_magnification is None:
+        return level0
+    if image.reader_name == CONSUMER_READER:
+        return own
+    from gigapatch.errors import GigapatchError
+    from gigapatch.io.readers import available_readers
+
+    opener = available_readers().get(CONSUMER_READER)
+    if opener is None:
+        return level0
+    try:
+        other = opener(image.path)
+    except (GigapatchError, OSError, ValueError):
+        return level0  # OpenSlide does not open it: its consumers read level 0
+    try:
+        dims = [(int(d[0]), int(d[1])) for d in other.level_dimensions]
+        downsamples = list(other.level_downsamples)
+    finally:
+        other.close()
+    want = own.dims
+    if want in dims:
+        k = dims.index(want)
+        return ConsumerLevel(k, CONSUMER_READER, downsamples[k], want, True)
+    finer = [k for k, d in enumerate(dims) if d[0] >= want[0] and d[1] >= want[1]]
+    k = max(finer, key=lambda j: downsamples[j]) if finer else 0
+    return ConsumerLevel(k, CONSUMER_READER, downsamples[k], dims[k], False)
+
+
+def interop_attrs(image: Image, geometry: PatchGeometry) -> dict[str, Any]:
+    """The h5 ``coords`` attributes CLAM and TRIDENT read, plus gigapatch's own read.
+
+    CLAM reads ``read_region(coord, patch_level, (patch_size, patch_size))`` and resizes it to
+    the ``target_patch_size`` its user gives; TRIDENT reads a level-0 extent of ``patch_size *
+    level0_magnification / target_magnification`` px at its best level and resizes it to
+    ``patch_size``. Both then see the field of view of gigapatch's patch:
+
+    * ``patch_level`` (numbered as ``level_numbering`` says, see :func:`consumer_level`),
+      ``patch_size`` (px read at that level), ``downsample`` and ``level_dim`` of that level,
+      ``overlap`` (px at that level);
+    * ``patch_size_level0`` (level-0 px), ``target_patch_size`` (gigapatch's output side);
+    * ``level0_magnification``, ``target_magnification`` (that of the pixels ``patch_size``
+      counts: ``patch_size_level0 = patch_size * level0_magnification / target_magnification``)
+      and ``output_magnification`` (that of the output patches);
+    * gigapatch's own read: ``reader``, ``read_level`` (in its numbering), ``read_downsample``,
+      ``read_size``, ``resize_factor`` (``read_size / target_patch_size``), ``stride`` (output
+      px), ``stride_level0``; ``mpp``, ``target_mpp``, ``effective_mpp``.
+
+    An unknown value (no mpp, no magnification) is None here; the h5 leaves it out (never NaN).
+    """
+    c = consumer_level(image, geometry)
+    size = geometry.read_size if c.same else max(1, int(round(geometry.size_level0 / c.downsample)))
+    mag0 = geometry.level0_magnification
+    out: dict[str, Any] = {
+        "patch_level": c.level,
+        "level_numbering": c.numbering,
+        "patch_size": size,
+        "downsample": c.downsample,
+        "level_dim": np.asarray(c.dims, np.int64),
+        "patch_size_level0": geometry.size_level0,
+        "target_patch_size": geometry.size,
+        "overlap": size - int(round(geometry.stride_level0 / c.downsample)),
+        "stride": geometry.stride,
+        "stride_level0": geometry.stride_level0,
+        "reader": image.reader_name,
+        "read_level": geometry.level,
+        "read_downsample": geometry.downsample,
+        "read_size": geometry.read_size,
+        "resize_factor": geometry.resize_factor,
+        "level0_magnification": mag0,
+        "target_magnification": mag0 / c.downsample if mag0 else None,
+        "output_magnification": mag0 * geometry.size / geometry.size_level0 if mag0 else None,
+        "mpp": geometry.slide_mpp,
+        "target_mpp": geometry.target_mpp,
+        "effective_mpp": geometry.effective_mpp,
+    }
+    return out
+
+
 def patches_inside(coords: np.ndarray, size_level0: int, dims: tuple[int, int]) -> np.ndarray:
     """Bool (N,) mask of patches (level-0 top-left ``coords`` (N, 2)) wholly inside ``dims``."""
     c = np.asarray(coords)
@@ -161,8 +277,12 @@ def ceil_div(a: int, b: int) -> int:
 
 
 __all__ = [
+    "CONSUMER_READER",
+    "ConsumerLevel",
     "PatchGeometry",
     "ceil_div",
+    "consumer_level",
+    "interop_attrs",
     "level0_to_level",
     "level_to_level0",
     "magnification_to_mpp",

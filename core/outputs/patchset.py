@@ -3,11 +3,19 @@
 On disk, per image (every file written to a temporary name, then renamed):
 
 ``<out>/<image_id>.h5``
-    ``coords``            (N, 2) int64 level-0 top-left x, y of the kept patches. Its attributes are a
-                          superset of CLAM's and TRIDENT's: patch_size, patch_level, downsample,
-                          level_dim, patch_size_level0, level0_magnification, target_magnification,
-                          overlap, level0_width, level0_height, name, plus mpp, target_mpp,
-                          effective_mpp, read_size, resize_factor, gigapatch_version, config_hash.
+    ``coords``            (N, 2) int64 level-0 top-left x, y of the kept patches. Its attributes
+                          are read by CLAM and TRIDENT as they read their own (see
+                          :func:`gigapatch.io.geometry.interop_attrs`): ``patch_level`` and
+                          ``patch_size`` (the px a consumer reads at that level, numbered as
+                          ``level_numbering`` says: ``"any"`` for level 0, else ``"openslide"``),
+                          downsample, level_dim, patch_size_level0, level0_magnification,
+                          target_magnification (of the pixels ``patch_size`` counts), overlap,
+                          level0_width, level0_height, name; then gigapatch's own:
+                          target_patch_size (output side), output_magnification, reader,
+                          read_level, read_downsample and read_size (gigapatch's read, in
+                          its reader's numbering), resize_factor, stride, stride_level0, mpp, target_mpp,
+                          effective_mpp, gigapatch_version, config_hash... An unknown value (no
+                          mpp...) is left out, never NaN; :meth:`PatchSet.read` gives None.
     ``region``            (N,) int32 region index of each kept patch (-1: none).
     ``columns/<name>``    (N,) per-patch data that is not a score (a plugin's labels, bounds), at
                           its own dtype; ``rejected/columns/<name>`` (M,).
@@ -37,6 +45,12 @@ from gigapatch.io.atomic import atomic_path
 
 if TYPE_CHECKING:
     from gigapatch.tiling.segment import Region
+
+#: attributes that may be unknown (left out of the h5 then): read back as None when absent
+OPTIONAL_ATTRS = (
+    "mpp", "target_mpp", "effective_mpp", "level0_magnification", "target_magnification",
+    "output_magnification",
+)
 
 
 @dataclass
@@ -162,9 +176,8 @@ class PatchSet:
             d = f.create_dataset("coords", data=self.coords, dtype=np.int64)
             f.create_dataset("region", data=np.asarray(self.region, np.int32))
             for k, v in self.attrs.items():
-                if v is None:
-                    v = np.nan  # h5 has no None; NaN marks "unknown"
-                d.attrs[k] = v
+                if not _unknown(v):  # h5 has no None: an unknown value is left out (never NaN)
+                    d.attrs[k] = v
             g = f.create_group("scores")
             for k, v in self.scores.items():
                 g.create_dataset(k, data=np.asarray(v, np.float32))
@@ -206,7 +219,9 @@ class PatchSet:
         path = Path(path)
         with h5py.File(path, "r") as f:
             coords = f["coords"][()]
-            attrs = {k: _py(v) for k, v in f["coords"].attrs.items()}
+            attrs: dict[str, Any] = {k: None for k in OPTIONAL_ATTRS}
+            attrs.update({k: _py(v) for k, v in f["coords"].attrs.items()})
+            attrs = {k: None if _unknown(v) else v for k, v in attrs.items()}  # older files: NaN
             scores = {k: f["scores"][k][()] for k in f["scores"]} if "scores" in f else {}
             region = f["region"][()] if "region" in f else None
             rej_g = f["rejected/region"][()] if "rejected/region" in f else None
@@ -309,6 +324,11 @@ def _csv_chunks(cols: dict[str, np.ndarray]) -> Iterator[str]:
                 text = [str(v) for v in c[first].tolist()]
             columns.append(np.array(text, dtype=object)[inv.ravel()].tolist())
         yield "\r\n".join(map(",".join, zip(*columns))) + "\r\n"
+
+
+def _unknown(v: Any) -> bool:
+    """None or a float NaN (how older files marked an unknown attribute)."""
+    return v is None or (isinstance(v, float | np.floating) and bool(np.isnan(v)))
 
 
 def _py(v: Any) -> Any:

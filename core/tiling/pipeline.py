@@ -17,7 +17,7 @@ import numpy as np
 
 from gigapatch.config import Config
 from gigapatch.errors import ConfigError
-from gigapatch.io.geometry import resolve_geometry
+from gigapatch.io.geometry import interop_attrs, resolve_geometry
 from gigapatch.io.image import Image
 from gigapatch.io.resolution import check_mpp
 from gigapatch.plugin.context import ImageContext
@@ -300,29 +300,13 @@ def _own_foreground(
 
 def _attrs(image: Image, cfg: Config, geom: Any, ds: float, fg_fraction: float) -> dict[str, Any]:
     w0, h0 = image.dimensions
-    level_dim = image.level_dimensions[geom.level]
     return {
         "name": image.image_id,
         "image_path": str(image.path) if image.path else "",
-        "reader": image.reader_name,
         "vendor": image.vendor or "",
-        "patch_size": geom.size,
-        "patch_level": geom.level,
-        "downsample": geom.downsample,
-        "level_dim": np.asarray(level_dim, np.int64),
-        "patch_size_level0": geom.size_level0,
-        "stride": geom.stride,
-        "stride_level0": geom.stride_level0,
-        "overlap": geom.size - geom.stride,
-        "read_size": geom.read_size,
-        "resize_factor": geom.resize_factor,
+        **interop_attrs(image, geom),  # CLAM's and TRIDENT's, and gigapatch's own read
         "level0_width": w0,
         "level0_height": h0,
-        "level0_magnification": geom.level0_magnification,
-        "target_magnification": geom.target_magnification,
-        "mpp": geom.slide_mpp,
-        "target_mpp": geom.target_mpp,
-        "effective_mpp": geom.effective_mpp,
         "placement": cfg.patch.placement,
         "per_region": cfg.patch.per_region,
         "min_foreground": cfg.patch.min_foreground,
