@@ -52,3 +52,47 @@ def cmu_texture() -> Path | None:
     without the real data."""
     path = shared_data_root() / "pathology" / "CMU-1-Small-Region.svs"
     return path if path.exists() else None
+
+
+#: the foreign member every GeoJSON gigapatch writes carries (``"generator": "gigapatch <v>"``)
+GEOJSON_GENERATOR = "gigapatch"
+
+
+def invalid_geojson(paths: list[Path]) -> list[str]:
+    """One line per geometry that fails ``shapely.is_valid`` in the GeoJSON files gigapatch
+    wrote among ``paths`` (files without its ``generator`` member, e.g. a test's hand-made
+    input, are left alone)."""
+    import json
+
+    import shapely
+    from shapely.geometry import shape
+
+    bad: list[str] = []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not (isinstance(data, dict) and str(data.get("generator", "")).startswith(GEOJSON_GENERATOR)):
+            continue
+        for k, feature in enumerate(data.get("features") or []):
+            try:
+                geom = shape(feature["geometry"])
+            except Exception as e:  # a malformed geometry is no better than an invalid one
+                bad.append(f"{path}: feature {k}: {e}")
+                continue
+            if not geom.is_valid:
+                bad.append(f"{path}: feature {k}: {shapely.is_valid_reason(geom)}")
+    return bad
+
+
+@pytest.fixture(scope="session", autouse=True)
+def geojson_written_is_valid(tmp_path_factory: pytest.TempPathFactory):
+    """After the session: every GeoJSON a gigapatch run wrote under the session's temporary
+    folders (the tests' ``tmp_path``, CLI runs included) passes ``shapely.is_valid``."""
+    yield
+    base = tmp_path_factory.getbasetemp()
+    bad = invalid_geojson(sorted(base.rglob("*.geojson")))
+    if bad:
+        pytest.fail(f"{len(bad)} invalid GeoJSON geometries written by gigapatch:\n"
+                    + "\n".join(bad[:20]), pytrace=False)

@@ -2,9 +2,13 @@
 back as include / exclude polygons, and rasterise them into a mask.
 
 All coordinates are level-0 pixels (QuPath's image coordinates), x right, y down. The export is a
-``FeatureCollection``: each tissue region is an ``"annotation"`` (``classification.name`` =
-``"Tissue"`` unless the region says otherwise), each kept patch a ``"detection"`` box whose scores
-are in ``properties.measurements`` (a name -> value mapping, as QuPath >= 0.4 writes it).
+``FeatureCollection``: each region is an ``"annotation"`` classified by the region class its
+domain declares (``region_class`` in ``gigapatch_domains``: pathology "Tissue", metal_surface
+"Metal", satellite "Land", generic "Foreground") unless the region names its own, each kept patch
+a ``"detection"`` box whose scores are in ``properties.measurements`` (a name -> value mapping, as
+QuPath >= 0.4 writes it). Every geometry written passes ``shapely.is_valid``: a region whose
+pixel-boundary ring touches itself (two pixels meeting at a corner) is written as the valid
+(Multi)Polygon of the same area.
 """
 
 from __future__ import annotations
@@ -38,14 +42,44 @@ def _json_num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def region_feature(region: Region) -> dict[str, Any]:
-    """One tissue :class:`Region` as a QuPath annotation feature (rings closed, CCW exterior)."""
-    import shapely
-    from shapely.geometry import mapping
-    from shapely.geometry.polygon import orient
+def valid_polygon(region: Region) -> Any:
+    """The region as a valid shapely Polygon or MultiPolygon of the same area, exteriors
+    counter-clockwise and holes clockwise (GeoJSON's right-hand rule).
 
-    poly = orient(shapely.Polygon(region.exterior, [h for h in region.holes if len(h) >= 3]), 1.0)
-    name = str(region.properties.get("classification", region.properties.get("name", "Tissue")))
+    :func:`gigapatch.tiling.segment.segment_mask` rings follow pixel edges exactly, so a ring may
+    touch itself where two pixels meet at a corner (OGC: "Ring Self-intersection"); such a
+    polygon is rebuilt with ``shapely.make_valid`` (``method="structure"``), keeping only its
+    polygonal parts (collapsed slivers have no area).
+    """
+    import shapely
+
+    poly = region.to_shapely()
+    if not poly.is_valid:
+        fixed = shapely.make_valid(poly, method="structure", keep_collapsed=False)
+        parts = [g for g in shapely.get_parts(fixed) if isinstance(g, shapely.Polygon)
+                 and not g.is_empty]
+        poly = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+    return shapely.orient_polygons(poly)
+
+
+def region_class(domain: str | None) -> str:
+    """The GeoJSON class name of ``domain``'s regions (its declared ``region_class``; generic's,
+    "Foreground", for a domain that declares none)."""
+    from gigapatch.plugin.manager import list_domains
+
+    domains = list_domains()
+    info = domains.get(domain or "generic") or domains.get("generic") or {}
+    return str(info.get("region_class") or "Foreground")
+
+
+def region_feature(region: Region, default_class: str = "Foreground") -> dict[str, Any]:
+    """One :class:`Region` as a QuPath annotation feature (valid, rings closed, CCW exteriors),
+    classified ``region.properties["classification"]`` (or ``"name"``) when it has one, else
+    ``default_class``."""
+    from shapely.geometry import mapping
+
+    poly = valid_polygon(region)
+    name = str(region.properties.get("classification", region.properties.get("name", default_class)))
     props: dict[str, Any] = {
         "objectType": "annotation",
         "name": f"region {region.label}",
@@ -89,14 +123,17 @@ def to_geojson(
     """The FeatureCollection dict of :func:`export_geojson` (see there)."""
     regions = patchset.regions if regions is None else regions
     size = patchset.patch_size_level0
-    feats = [region_feature(r) for r in regions]
+    cls = region_class(patchset.attrs.get("domain"))
+    feats = [region_feature(r, cls) for r in regions]
     feats += _box_features(patchset.coords, size, patchset.scores, "Patch", PATCH_COLOR)
     if include_rejected and len(patchset.rejected_coords):
         feats += _box_features(
             patchset.rejected_coords, size, patchset.rejected_scores, "Rejected", REJECTED_COLOR,
             reasons=np.asarray(patchset.rejected_reason).astype(str),
         )
-    return {"type": "FeatureCollection", "features": feats}
+    from gigapatch.version import __version__
+
+    return {"type": "FeatureCollection", "generator": f"gigapatch {__version__}", "features": feats}
 
 
 def export_geojson(
@@ -105,14 +142,15 @@ def export_geojson(
     regions: list[Region] | None = None,
     include_rejected: bool = False,
 ) -> Path:
-    """Write tissue regions and patches as a QuPath-compatible GeoJSON FeatureCollection.
+    """Write regions and patches as a QuPath-compatible GeoJSON FeatureCollection.
 
     Parameters
     ----------
     patchset : its ``coords`` (N, 2) level-0 top-left corners and ``attrs["patch_size_level0"]``
         give the detection boxes; its ``scores`` become each box's measurements (NaN -> null).
     path : output file (written to a temporary name, then renamed).
-    regions : tissue regions (level-0 px) to write as annotations; default ``patchset.regions``.
+    regions : regions (level-0 px) to write as annotations, classified by the region class of
+        ``patchset.attrs["domain"]``; default ``patchset.regions``.
     include_rejected : also write rejected candidates as detections classified
         ``"Rejected: <reason>"``.
 
@@ -127,4 +165,4 @@ def export_geojson(
     return path
 
 
-__all__ = ["export_geojson", "region_feature", "to_geojson"]
+__all__ = ["export_geojson", "region_class", "region_feature", "to_geojson", "valid_polygon"]

@@ -1,5 +1,6 @@
-"""GeoJSON export (QuPath feature collections of regions and patches), and its regions read back
-as include polygons (the annotation reader itself: tests/tiling/test_annotations.py)."""
+"""GeoJSON export (QuPath feature collections of regions and patches): valid geometries, region
+classes per domain, and its regions read back as include polygons (the annotation reader itself:
+tests/tiling/test_annotations.py)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,22 @@ import numpy as np
 import pytest
 import shapely
 
-from gigapatch import PatchSet, Region
-from gigapatch.outputs.geojson import export_geojson
+from gigapatch import PatchSet, Region, segment_mask
+from gigapatch.outputs.geojson import export_geojson, to_geojson
 from gigapatch.tiling.annotations import annotation_mask, rasterize_polygons, read_annotations
 
 SQUARE = np.array([[100, 100], [900, 100], [900, 700], [100, 700]], float)
 HOLE = np.array([[300, 300], [500, 300], [500, 500], [300, 500]], float)
 
 
-def _patchset() -> PatchSet:
+def _patchset(domain: str | None = "pathology") -> PatchSet:
     coords = np.array([[128, 128], [384, 128], [640, 384]])
     return PatchSet(
         image_id="s",
         coords=coords,
         scores={"foreground": np.array([1.0, 0.75, 0.5], np.float32),
                 "sharpness": np.array([10.5, np.nan, 3.0], np.float32)},
-        attrs={"patch_size_level0": 256, "patch_size": 256},
+        attrs={"patch_size_level0": 256, "patch_size": 256, "domain": domain},
         rejected_coords=np.array([[0, 0]]),
         rejected_reason=np.array(["foreground"]),
         rejected_scores={"foreground": np.array([0.1], np.float32)},
@@ -66,3 +67,48 @@ def test_round_trip_regions_become_include_polygons(tmp_path):
     # the mask of the re-read regions equals the rasterised originals
     m = annotation_mask(out, (50, 60), 16.0)
     assert np.array_equal(m, rasterize_polygons([ps.regions[0].to_shapely()], (50, 60), 16.0))
+
+
+@pytest.mark.parametrize(("domain", "name"), [
+    ("pathology", "Tissue"), ("metal_surface", "Metal"), ("satellite", "Land"),
+    ("generic", "Foreground"), (None, "Foreground"),
+])
+def test_region_class_is_the_domains(domain, name):
+    fc = to_geojson(_patchset(domain))
+    ann = [f for f in fc["features"] if f["properties"]["objectType"] == "annotation"]
+    assert [f["properties"]["classification"]["name"] for f in ann] == [name]
+    assert fc["generator"].startswith("gigapatch ")  # what tests/conftest.py checks for
+
+
+def pinched_mask() -> np.ndarray:
+    """Pixels meeting only at corners (rings that touch themselves), a hole whose ring touches
+    itself, and a hole touching the exterior at a corner."""
+    m = np.zeros((12, 14), bool)
+    m[1:5, 1:5] = True
+    m[5:9, 5:9] = True  # touches the first square at one corner
+    m[2:11, 9:13] = True
+    m[4, 10] = m[5, 11] = False  # two hole pixels meeting at a corner
+    m[6, 12] = False  # a notch at the edge
+    m[0, 0] = True  # a pixel touching a region's corner
+    return m
+
+
+def test_every_exported_region_is_valid_and_keeps_its_pixels(tmp_path):
+    rng = np.random.default_rng(3)
+    masks = [pinched_mask()] + [rng.random((20, 24)) < 0.5 for _ in range(20)]
+    n_invalid_rings = 0
+    for k, m in enumerate(masks):
+        regions = segment_mask(m, 8.0)
+        n_invalid_rings += sum(not r.to_shapely().is_valid for r in regions)
+        ps = _patchset()
+        ps.regions = regions
+        out = export_geojson(ps, tmp_path / f"m{k}.geojson")
+        feats = json.loads(out.read_text())["features"]
+        geoms = [shapely.geometry.shape(f["geometry"]) for f in feats
+                 if f["properties"]["objectType"] == "annotation"]
+        assert all(g.is_valid for g in geoms), [shapely.is_valid_reason(g) for g in geoms]
+        for g, r in zip(geoms, regions, strict=True):
+            assert g.area == pytest.approx(r.area)
+        # read back as include polygons, the regions give the mask they came from
+        assert np.array_equal(annotation_mask(out, m.shape, 8.0), m)
+    assert n_invalid_rings > 10  # the exact pixel rings do touch themselves: the repair is tested
