@@ -123,12 +123,20 @@ class ScoreConfig(_Strict):
 class OutputConfig(_Strict):
     """What is written."""
 
-    extract: bool = False
-    format: Literal["jpeg", "png"] = "jpeg"
-    quality: int = Field(90, ge=1, le=100)
+    extract: bool = Field(False, description="write the kept patches into <out>/<id>/")
+    format: Literal["jpeg", "png", "tar"] = Field(
+        "jpeg", description="extracted patches: jpeg or png files <x>_<y>.<ext>, or tar: "
+        "WebDataset shards of <id>/<x>_<y>.jpg + .json (scores, labels)",
+    )
+    quality: int = Field(90, ge=1, le=100, description="JPEG quality of extracted patches")
+    shard_size: int = Field(10_000, ge=1, description="samples per tar shard (format tar)")
     overlay: bool = True
     table: Literal["csv", "parquet", "none"] = "csv"
-    geojson: bool = False
+    geojson: bool = Field(False, description="write <id>.geojson: regions and patches for QuPath")
+    contact_sheet: bool = Field(
+        False, description="write <id>_contact.png: the 16 best and 16 worst kept patches by "
+        "score.rank_by",
+    )
     workers: int = Field(4, ge=1)
 
 

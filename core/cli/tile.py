@@ -54,7 +54,12 @@ def tile(
     sharpness: Annotated[bool | None, typer.Option(
         "--sharpness/--no-sharpness", help="the sharpness score of every candidate")] = None,
     extract: Annotated[bool | None, typer.Option("--extract/--no-extract", help="write patches")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="jpeg or png")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=(
+        "extracted patches: jpeg or png (<id>/<x>_<y>.<ext>), or tar (WebDataset shards: "
+        "<id>/<x>_<y>.jpg + .json with its scores and labels)"))] = None,
+    contact_sheet: Annotated[bool | None, typer.Option(
+        "--contact-sheet/--no-contact-sheet",
+        help="<id>_contact.png: the 16 best and 16 worst kept patches by --rank-by")] = None,
     overlay: Annotated[bool | None, typer.Option("--overlay/--no-overlay")] = None,
     geojson: Annotated[bool | None, typer.Option("--geojson/--no-geojson", help="QuPath export")] = None,
     annotations: Annotated[Path | None, typer.Option(help="GeoJSON of regions to include/exclude")] = None,
@@ -77,8 +82,9 @@ def tile(
         help="seconds one image may take before it is recorded as failed")] = None,
     threads: Annotated[int | None, typer.Option(help="reader threads per image")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="any config key, e.g. --set plugin.metal_surface.voc=true (repeatable; "
-        "`gigapatch plugins` lists each domain's settings)")] = None,
+        "--set", help="any config key (repeatable), e.g. --set output.table=parquet; a domain's "
+        "own outputs and labels are its plugin.<domain>.* keys, e.g. --set "
+        "plugin.metal_surface.voc=true; `gigapatch plugins` lists every domain's settings")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
 ) -> None:
     """Tile images: mask, segment into regions, place patches in them, score, select; write coords
@@ -96,6 +102,7 @@ def tile(
         "score.keep": keep, "score.top_n": top_n, "score.rank_by": rank_by,
         "score.sharpness": sharpness, "output.extract": extract, "output.format": fmt,
         "output.overlay": overlay, "output.geojson": geojson, "annotations.path": annotations,
+        "output.contact_sheet": contact_sheet,
         "score.workers": threads, "output.workers": threads,
     }
     if gsd is not None:  # metres per pixel: the same machinery as --mpp (microns per pixel)

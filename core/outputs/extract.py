@@ -3,10 +3,17 @@
 Patches are read through :mod:`gigapatch.io.patches` (tile-raster order, threaded, bounded
 memory). JPEG patches that coincide with one stored JPEG tile are copied through without
 decoding.
+
+WebDataset shards (``fmt="tar"``) hold one sample per patch under the key ``<prefix>/<x>_<y>``
+(``prefix``: the image id when written by a run, so the shards of many images never share a
+key): ``<key>.jpg`` and, when per-patch data is given, ``<key>.json`` (e.g. the image id, x, y,
+level, size, region, scores and a plugin's labels; NaN as null). WebDataset takes everything up
+to the first dot of the member's last path component as the key, so a dotted image id is safe.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -112,17 +119,20 @@ class _ShardWriter:
         self._tar: tarfile.TarFile | None = None
         self._count = 0
 
-    def add(self, name: str, data: bytes) -> None:
+    def add(self, name: str, data: bytes, meta: tuple[str, bytes] | None = None) -> None:
+        """Add one sample: ``name`` holding ``data``, then the optional (name, bytes) ``meta``
+        member beside it (a sample's members stay together in one shard)."""
         if self._tar is None or self._count >= self.shard_size:
             self.close()
             path = self.out_dir / f"shard-{len(self.paths):06d}.tar"
             self.paths.append(path)
             self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)
+            self._tar = tarfile.open(self._tmp, "w", format=tarfile.PAX_FORMAT)  # long ids too
             self._count = 0
-        info = tarfile.TarInfo(name)
-        info.size, info.mode = len(data), 0o644
-        self._tar.addfile(info, BytesIO(data))
+        for member, payload in ((name, data), meta) if meta is not None else ((name, data),):
+            info = tarfile.TarInfo(member)
+            info.size, info.mode = len(payload), 0o644
+            self._tar.addfile(info, BytesIO(payload))
         self._count += 1
 
     def close(self) -> None:
@@ -140,6 +150,28 @@ class _ShardWriter:
             self._tar = None
 
 
+def _sample_json(data: dict[str, np.ndarray] | None, n: int) -> Callable[[int], bytes] | None:
+    """A function giving the JSON object (bytes) of sample ``i`` from the columns ``data`` (each
+    (n,); NaN as null); None when there are none."""
+    if not data:
+        return None
+    cols: dict[str, list[Any]] = {}
+    for name, col in data.items():
+        a = np.asarray(col)
+        if a.shape[:1] != (n,):
+            raise ValueError(f"sample column {name!r} has {a.shape[:1]} values for {n} patches")
+        values = a.tolist()
+        if a.dtype.kind == "f":
+            values = [v if math.isfinite(v) else None for v in values]
+        cols[name] = values
+    names = list(cols)
+
+    def member(i: int) -> bytes:
+        return json.dumps({k: cols[k][i] for k in names}).encode()
+
+    return member
+
+
 def extract_patches(
     image: Image,
     coords: np.ndarray,
@@ -150,6 +182,8 @@ def extract_patches(
     workers: int = 4,
     passthrough: bool = True,
     shard_size: int = 10_000,
+    key_prefix: str | None = None,
+    sample_data: dict[str, np.ndarray] | None = None,
 ) -> list[Path]:
     """Write every patch to ``out_dir`` and return the paths written.
 
@@ -160,12 +194,16 @@ def extract_patches(
     geometry : patch geometry (level, read size, output size).
     out_dir : output directory (created).
     fmt : ``"jpeg"`` -> ``<x>_<y>.jpg``; ``"png"`` -> ``<x>_<y>.png`` (lossless);
-        ``"tar"`` -> WebDataset shards ``shard-000000.tar`` holding ``<x>_<y>.jpg``.
+        ``"tar"`` -> WebDataset shards ``shard-000000.tar`` holding ``<key>.jpg`` (and
+        ``<key>.json``), ``<key>`` = ``<key_prefix>/<x>_<y>``.
     quality : JPEG quality (1-100).
     workers : threads that read, encode and write.
     passthrough : copy a stored JPEG tile's bytes through when a patch is exactly that tile
         (same level and size, aligned, no resize); its quality is then the file's, not ``quality``.
     shard_size : samples per tar shard.
+    key_prefix : tar only: the samples' keys are ``<key_prefix>/<x>_<y>`` (None: ``<x>_<y>``).
+    sample_data : tar only: name -> (N,) per-patch values (in the order of ``coords``), written
+        as each sample's ``<key>.json`` (NaN as null).
 
     Returns
     -------
@@ -203,9 +241,12 @@ def extract_patches(
     order = tile_order(image, c, geometry).tolist()
     if fmt == "tar":
         shards = _ShardWriter(out, shard_size)
+        prefix = f"{key_prefix}/" if key_prefix else ""
+        meta = _sample_json(sample_data, len(c))
         try:
             for i, data in windowed_map(encode, order, workers):
-                shards.add(f"{c[i, 0]}_{c[i, 1]}.jpg", data)
+                key = f"{prefix}{c[i, 0]}_{c[i, 1]}"
+                shards.add(f"{key}.jpg", data, None if meta is None else (f"{key}.json", meta(i)))
         except BaseException:
             shards.abort()
             raise

@@ -27,8 +27,10 @@ On disk, per image (every file written to a temporary name, then renamed):
                           ``coverage`` (datasets of equal length).
     ``mask``              (h, w) uint8 refined foreground mask, attribute ``downsample``.
 ``<out>/<image_id>.yaml``   the resolved config.
-``<out>/<image_id>.csv``    (or ``.parquet``) table: x, y, level, size, size_level0, region, then the
-                          scores (with ``kept`` and ``reason`` when the rejected are included).
+``<out>/<image_id>.csv``    (or ``.parquet``) table: image_id, x, y, level, size, size_level0,
+                          region, then the plugins' columns and the scores (with ``kept`` and
+                          ``reason`` when the rejected are included); ``level`` and ``size`` are
+                          the h5's ``patch_level`` and ``patch_size``.
 ``<out>/<image_id>_regions.csv``  patches and coverage per region.
 """
 
@@ -44,6 +46,7 @@ import numpy as np
 from gigapatch.io.atomic import atomic_path
 
 if TYPE_CHECKING:
+    from gigapatch.io.geometry import PatchGeometry
     from gigapatch.tiling.segment import Region
 
 #: attributes that may be unknown (left out of the h5 then): read back as None when absent
@@ -109,10 +112,49 @@ class PatchSet:
     def patch_size_level0(self) -> int:
         return int(self.attrs.get("patch_size_level0", self.attrs.get("patch_size", 0)))
 
+    @property
+    def geometry(self) -> PatchGeometry:
+        """How gigapatch read these patches (its reader's level, read size, output size), from
+        the attributes: what :func:`gigapatch.read_patches`, :func:`gigapatch.contact_sheet` and
+        :func:`gigapatch.extract_patches` take with the image the PatchSet was made from.
+
+        Raises
+        ------
+        ConfigError : the attributes do not describe the read (no ``patch_size_level0``).
+        """
+        from gigapatch.errors import ConfigError
+        from gigapatch.io.geometry import PatchGeometry
+
+        a = self.attrs
+        if "patch_size_level0" not in a:
+            raise ConfigError(f"{self.image_id}: the PatchSet's attributes hold no patch geometry "
+                              "(no patch_size_level0)")
+        size0 = int(a["patch_size_level0"])
+        size = int(a.get("target_patch_size", a.get("patch_size", size0)))
+        read_size = int(a.get("read_size", size))
+        level = int(a.get("read_level", a.get("patch_level", 0)))
+        stride0 = int(a.get("stride_level0", size0))
+        return PatchGeometry(
+            size=size,
+            stride=int(a.get("stride", size)),
+            level=level,
+            downsample=float(a.get("read_downsample", a.get("downsample", 1.0))),
+            read_size=read_size,
+            size_level0=size0,
+            stride_level0=stride0,
+            resize_factor=float(a.get("resize_factor", read_size / size)),
+            slide_mpp=a.get("mpp"),
+            target_mpp=a.get("target_mpp"),
+            effective_mpp=a.get("effective_mpp"),
+            target_magnification=a.get("output_magnification"),
+            level0_magnification=a.get("level0_magnification"),
+        )
+
     # ------------------------------------------------------------------ tables
     def table(self, include_rejected: bool = False) -> dict[str, np.ndarray]:
-        """Column dict: x, y, level, size, size_level0, region, kept, reason, the plugins' columns,
-        then every score."""
+        """Column dict: image_id, x, y, level, size, size_level0, region, kept, reason, the
+        plugins' columns, then every score (``level`` and ``size``: the h5's ``patch_level`` and
+        ``patch_size``, what CLAM reads)."""
         assert self.region is not None and self.rejected_region is not None
         n = len(self.coords)
         cols: dict[str, np.ndarray] = {
@@ -132,6 +174,7 @@ class PatchSet:
         else:
             m = 0
         total = n + m
+        cols = {"image_id": np.full(total, self.image_id), **cols}
         cols["level"] = np.full(total, int(self.attrs.get("patch_level", 0)))
         cols["size"] = np.full(total, int(self.attrs.get("patch_size", 0)))
         cols["size_level0"] = np.full(total, self.patch_size_level0)

@@ -16,8 +16,9 @@ from gigapatch.plugin.manager import get_plugin_manager
 def write_outputs(
     ps: PatchSet, context: ImageContext, cfg: Config, out_dir: Path, extract: bool | None = None
 ) -> dict[str, Path]:
-    """Write the h5, resolved config YAML, table, region table, overlay (and GeoJSON, patches) of
-    one image into ``out_dir``; every file goes to a temporary name first. Returns the paths."""
+    """Write the h5, resolved config YAML, table, region table, overlay (and GeoJSON, patches,
+    contact sheet, then each plugin's ``gigapatch_write_outputs`` files) of one image into
+    ``out_dir``; every file goes to a temporary name first. Returns the paths by kind."""
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def named(suffix: str) -> Path:  # image ids may hold dots: never use with_suffix
@@ -51,16 +52,32 @@ def write_outputs(
         from gigapatch.outputs.extract import extract_patches
 
         assert context.geometry is not None
+        tar = cfg.output.format == "tar"
         extract_patches(
             context.image, ps.coords, context.geometry, out_dir / ps.image_id,
             fmt=cfg.output.format, quality=cfg.output.quality, workers=cfg.output.workers,
+            shard_size=cfg.output.shard_size, key_prefix=ps.image_id if tar else None,
+            sample_data=ps.table() if tar else None,  # each sample's row: scores, labels
         )
         paths["patches"] = out_dir / ps.image_id
+    if cfg.output.contact_sheet and len(ps):
+        paths["contact_sheet"] = write_contact_sheet(named("_contact.png"), ps, context, cfg)
     for extra in get_plugin_manager().hook.gigapatch_write_outputs(
         patchset=ps, context=context, out_dir=out_dir
     ):
         paths.update(extra or {})
     return paths
+
+
+def write_contact_sheet(path: Path, ps: PatchSet, context: ImageContext, cfg: Config) -> Path:
+    """``<id>_contact.png``: the 16 best and 16 worst kept patches by ``score.rank_by`` (else
+    ``foreground``), read as the run read them (:attr:`PatchSet.geometry`)."""
+    from gigapatch.outputs.overlay import contact_sheet
+
+    by = cfg.score.rank_by if cfg.score.rank_by in ps.scores else "foreground"
+    contact_sheet(context.image, ps.coords, ps.geometry, ps.scores, by, path=path,
+                  workers=cfg.output.workers)
+    return path
 
 
 def write_region_table(path: Path, ps: PatchSet) -> Path:
@@ -79,4 +96,4 @@ def write_region_table(path: Path, ps: PatchSet) -> Path:
     return path
 
 
-__all__ = ["write_outputs", "write_region_table"]
+__all__ = ["write_contact_sheet", "write_outputs", "write_region_table"]

@@ -65,7 +65,7 @@ def test_two_blobs_and_a_hole_give_the_expected_patches(config, tmp_path: Path) 
     assert back.attrs["patch_size_level0"] == 256
     assert back.attrs["mpp"] == pytest.approx(0.5)
     assert (out / "blobs.yaml").is_file() and (out / "blobs_overlay.png").is_file()
-    assert (out / "blobs.csv").read_text().startswith("x,y,level,size")
+    assert (out / "blobs.csv").read_text().startswith("image_id,x,y,level,size")
     assert not list(out.glob(".*tmp"))
 
 
