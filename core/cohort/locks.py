@@ -68,6 +68,8 @@ class ImageLock:
 
     path: Path
     text: str
+    #: a stale lock was broken to take this one: its dead holder may have left temporary files
+    broke_stale: bool = False
 
     def release(self) -> None:
         try:
@@ -84,6 +86,7 @@ def acquire(out_dir: Path, image_id: str, run: str) -> ImageLock | dict[str, Any
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run": run,
                        "since": now_iso()})
+    broke = False
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
@@ -94,10 +97,11 @@ def acquire(out_dir: Path, image_id: str, run: str) -> ImageLock | dict[str, Any
             if not is_stale(holder):
                 return holder
             break_stale(path, holder)
+            broke = True
             continue
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        return ImageLock(path, text)
+        return ImageLock(path, text, broke)
     holder = read_lock(path)
     return holder if holder is not None else {}
 

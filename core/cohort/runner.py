@@ -57,7 +57,15 @@ from gigapatch.cohort.records import (
     write_record,
     write_summary,
 )
-from gigapatch.cohort.worker import Job, Outcome, output_hash, run_job, task_config, versions
+from gigapatch.cohort.worker import (
+    Job,
+    Outcome,
+    output_hash,
+    remove_temporaries,
+    run_job,
+    task_config,
+    versions,
+)
 from gigapatch.config import Config
 from gigapatch.errors import ConfigError, GigapatchError
 from gigapatch.outputs.run import ConfigRecipe
@@ -345,6 +353,7 @@ def _failed(job: Job, reason: str) -> ImageRecord:
     lock = acquire(job.out_dir, task.image_id, job.run)
     if isinstance(lock, ImageLock):
         try:
+            remove_temporaries(job.out_dir, task.image_id)
             write_record(job.out_dir, rec)
         finally:
             lock.release()

@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import platform
+import re
+import shutil
 import signal
 import socket
 import threading
@@ -161,7 +163,8 @@ def _run_job(job: Job) -> Outcome:
         ):
             return Outcome(task.image_id, "elsewhere", record=prev, in_driver=in_driver)
         remove_record(out, task.image_id)  # from here on the image is not done
-        remove_temporaries(out, task.image_id, prev)
+        if lock.broke_stale:  # its last worker died holding it: clear what it left
+            remove_temporaries(out, task.image_id, prev)
         record = tile_one(job, prev)
         write_record(out, record)
         return Outcome(task.image_id, "done", record=record, in_driver=in_driver)
@@ -241,16 +244,25 @@ def _candidates(out: Path, image_id: str, prev: ImageRecord | None) -> set[Path]
     return files
 
 
-def remove_temporaries(out: Path, image_id: str, prev: ImageRecord | None) -> None:
-    """Delete the temporary files an interrupted attempt at ``image_id`` left (a killed process
-    cannot clean up): ``.<name>.*.tmp`` beside its outputs and in its patch folder."""
-    for p in _candidates(out, image_id, prev):
-        for tmp in p.parent.glob(f".{_glob_escape(p.name)}.*.tmp"):
-            tmp.unlink(missing_ok=True)
+def remove_temporaries(out: Path, image_id: str, prev: ImageRecord | None = None) -> None:
+    """Delete what a killed attempt at ``image_id`` left (a killed process cannot clean up): the
+    temporary files ``.<output name>.<tag>.tmp`` beside its outputs and ``.*.tmp`` in its patch
+    folder, and a patch folder being filled, ``.<image_id>.<pid>.<thread>.partial``; the output
+    names are the core's and those ``prev`` lists. One pass over ``out``, only after a stale lock
+    (rare)."""
+    files = {p.name for p in _candidates(out, image_id, prev) if p.parent == out}
+    names = "|".join(re.escape(name) for name in sorted(files))
+    tmp = re.compile(rf"\.(?:{names})\.[0-9a-z_]+(?:\.\d+)?\.tmp")
+    partial = re.compile(rf"\.{re.escape(image_id)}\.\d+\.\d+\.partial")
+    for entry in os.scandir(out):
+        if tmp.fullmatch(entry.name) and entry.is_file():
+            os.unlink(entry.path)
+        elif partial.fullmatch(entry.name) and entry.is_dir():
+            shutil.rmtree(entry.path, ignore_errors=True)
     patches = out / image_id
     if patches.is_dir():
-        for tmp in patches.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        for p in patches.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
 
 
 def remove_outputs(out: Path, image_id: str, since: float, prev: ImageRecord | None) -> None:
@@ -263,12 +275,6 @@ def remove_outputs(out: Path, image_id: str, since: float, prev: ImageRecord | N
                 p.unlink()
         except OSError:
             pass
-
-
-def _glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
 
 
 # ---------------------------------------------------------------------------- warnings, time

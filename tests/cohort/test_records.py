@@ -139,6 +139,35 @@ def test_an_image_interrupted_mid_write_has_no_record_and_no_temporary_file(
     assert {o["kind"] for o in done.record.outputs} >= {"h5", "config", "table", "regions"}
 
 
+def test_what_a_killed_worker_left_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    """A SIGKILLed process cannot clean up: the next worker to take the image (breaking the
+    stale lock) removes its temporary files and half-filled patch folder, and nobody else's."""
+    from helpers_cohort import tissue_rgb
+
+    from gigapatch import write_pyramidal_tiff
+
+    image = write_pyramidal_tiff(tmp_path / "a.tiff", tissue_rgb(512, 0), mpp=0.5)
+    out = tmp_path / "out"
+    left = [out / ".a.h5.k3x9a1zq.tmp", out / ".a_overlay.png.0f3a11bc.tmp",
+            out / "a" / ".12_34.jpg.77.140.tmp"]
+    others = [out / ".ab.h5.k3x9a1zq.tmp", out / ".a.b.h5.0f3a11bc.tmp", out / "notes.tmp"]
+    for p in left + others:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"half")
+    (out / ".a.4242.99.partial").mkdir()
+    (out / ".a.4242.99.partial" / "0_0.jpg").write_bytes(b"half")
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    lock_path(out, "a").parent.mkdir(parents=True)
+    lock_path(out, "a").write_text(json.dumps(
+        {"pid": ended.pid, "host": socket.gethostname(), "run": "killed"}))
+    recipe = ConfigRecipe(domain="generic", overrides={"score.sharpness": False})
+    done = run_job(Job(ImageTask("a", image), recipe, out, "run", time.time()))
+    assert done.kind == "done" and done.record is not None and done.record.status == "ok"
+    assert not any(p.exists() for p in left) and not (out / ".a.4242.99.partial").exists()
+    assert all(p.exists() for p in others)
+
+
 def test_the_config_hash_leaves_out_thread_counts() -> None:
     a = load_config("generic", overrides={"score.workers": 1, "output.workers": 1})
     b = load_config("generic", overrides={"score.workers": 8, "output.workers": 3})
