@@ -109,12 +109,14 @@ def intersection_over_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(smaller > 0, ix * iy / np.maximum(smaller, 1e-9), 0.0)
 
 
-def merge(c: Candidates, over: float = 0.5) -> Candidates:
-    """Merge candidates whose boxes overlap by more than ``over`` of the smaller box (their
-    union box, the larger peak, summed excess and cells, one label), until no two do."""
+def merge(c: Candidates, over: float = 0.5, grow: float = 0.0) -> Candidates:
+    """Merge candidates whose boxes, each grown by ``grow`` px on every side, overlap by more
+    than ``over`` of the smaller box (their union box, the larger peak, summed excess and
+    cells, one label), until no two do. ``grow`` joins the pieces of a defect that a gap
+    narrower than it splits (a broken scratch, a cluster of pits)."""
     if len(c) < 2:
         return c
-    boxes, peak = c.boxes.copy(), c.peak.astype(np.float64)
+    boxes, peak = c.boxes + np.array([-grow, -grow, grow, grow]), c.peak.astype(np.float64)
     excess, cells = c.excess.astype(np.float64), c.cells.astype(np.float64)
     relabel = np.arange(len(c) + 1)
     while True:
@@ -138,6 +140,7 @@ def merge(c: Candidates, over: float = 0.5) -> Candidates:
         cells = np.bincount(group, cells, k).astype(np.float64)
         relabel[1:] = group[relabel[1:] - 1] + 1
     labels = relabel[c.labels] if c.labels.size else c.labels
+    boxes = boxes - np.array([-grow, -grow, grow, grow])
     return Candidates(boxes, peak.astype(np.float32), excess.astype(np.float32),
                       cells.astype(np.int32), labels.astype(np.int32), c.mass, c.origin, c.cell)
 

@@ -181,10 +181,17 @@ def steel_rows(strip: Strip, y0: int, rows: int) -> np.ndarray:
     g[:] = 150.0 - 22.0 * across[None, :] ** 4
     for name, cell, amp in FIELDS:
         g += amp * _render(strip.fields[name], cell, y0, rows, w)
-    rng = np.random.default_rng([strip.seed, 7, y0])  # grain: the same for the same band
-    grain = rng.standard_normal((rows, w), dtype=np.float32)
-    g += grain * (3.0 + 3.0 * np.abs(across[None, :]) ** 3)
+    g += _grain(strip.seed, y0, rows, w) * (3.0 + 3.0 * np.abs(across[None, :]) ** 3)
     return g
+
+
+def _grain(seed: int, y0: int, rows: int, cols: int, block: int = 256) -> np.ndarray:
+    """Rows ``y0:y0 + rows`` of unit white noise drawn per block of ``block`` rows (seeded by
+    the block), so that every band of rows gets the same noise whatever its bounds."""
+    b0, b1 = y0 // block, -(-(y0 + rows) // block)
+    parts = [np.random.default_rng([seed, 7, b]).standard_normal((block, cols), dtype=np.float32)
+             for b in range(b0, b1)]
+    return np.concatenate(parts)[y0 - b0 * block : y0 - b0 * block + rows]
 
 
 # --------------------------------------------------------------------------------- placement

@@ -10,8 +10,10 @@ turns it into a map of distances. Then, per patch:
   the map, so that ``--top-percent P --rank-by review`` shows as many distinct defects as P %
   of the patches can hold.
 
-The map, its candidates and the cell geometry stay in the image's context
-(``context.plugin_cache("metal_surface")``) for the domain's output files.
+The map and its defect records (candidates merged across patch borders: pieces less than
+:data:`MERGE_GROW` cells apart, or overlapping by ``merge_overlap`` of the smaller box, are one
+record) stay in the image's context (``context.plugin_cache("metal_surface")``) for the
+domain's output files.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import numpy as np
 
 from .candidates import Candidates, core_boxes, merge, regions, review_order
 from .settings import DOMAIN, MetalSettings
+
+#: defect records: pieces closer than this many cells are one defect
+MERGE_GROW = 2.0
 
 
 @dataclass
@@ -105,10 +110,11 @@ def patch_max(m: ScoreMap, coords: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def candidates_of(m: ScoreMap, over: float) -> Candidates:
-    """Defect candidates of a map: connected cells above its threshold, merged (see
-    :mod:`.candidates`)."""
-    return merge(regions(m.distance, m.threshold, m.origin, m.cell, m.valid), over)
+def candidates_of(m: ScoreMap, over: float = 0.5, grow_cells: float = 0.0) -> Candidates:
+    """Defect candidates of a map: connected cells above its threshold, merged when their
+    boxes grown by ``grow_cells`` cells overlap by more than ``over`` (see :mod:`.candidates`)."""
+    return merge(regions(m.distance, m.threshold, m.origin, m.cell, m.valid), over,
+                 grow_cells * m.cell)
 
 
 def normal_scores(context: Any, coords: np.ndarray, s: MetalSettings) -> dict[str, np.ndarray]:
@@ -118,10 +124,11 @@ def normal_scores(context: Any, coords: np.ndarray, s: MetalSettings) -> dict[st
     size = int(geom.size_level0)
     m = score_map(context.image, coords, size, s, context.mask, context.mask_downsample)
     normal = patch_max(m, coords, size)
-    cand = candidates_of(m, s.merge_overlap)
-    review = review_order(coords, size, core_boxes(cand, m.distance), cand.excess, normal)
+    views = candidates_of(m)  # what one patch can show: pieces merged only when they overlap
+    review = review_order(coords, size, core_boxes(views, m.distance), views.excess, normal)
     cache = context.plugin_cache(DOMAIN)
-    cache["map"], cache["candidates"] = m, cand
+    cache["map"] = m
+    cache["candidates"] = candidates_of(m, s.merge_overlap, MERGE_GROW)  # one per defect
     return {"normal": normal, "review": review}
 
 

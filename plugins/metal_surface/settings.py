@@ -54,8 +54,8 @@ class MetalSettings(BaseModel):
         10.0, ge=0, description="...and above this distance from normal in any case",
     )
     merge_overlap: float = Field(
-        0.5, gt=0, le=1, description="merge defect candidates whose boxes overlap by more "
-        "than this share of the smaller box",
+        0.1, gt=0, le=1, description="defect records: merge candidates whose boxes (grown by "
+        "two cells) overlap by more than this share of the smaller box",
     )
     voc: bool = Field(
         True, description="label patches with the Pascal-VOC boxes of <image>.xml beside the "
