@@ -41,6 +41,17 @@ OPAQUE_GR_WEAK = 0.68
 #: min/max above ``EXCESS_RATIO``
 EXCESS_OD = 0.8
 EXCESS_RATIO = 0.7
+#: blue ink, not haematoxylin (:func:`not_haematoxylin`): optical-density blue / green below
+#: ``BLUE_BG`` or below red / green less ``BLUE_RG`` (weak evidence: the ``_WEAK`` figures)
+BLUE_BG = 0.3
+BLUE_RG = 0.7
+BLUE_BG_WEAK = 0.33
+BLUE_RG_WEAK = 0.6
+#: black ink on slides without eosin (:func:`black_rules`): least ``min(od) / max(od)`` and
+#: ``max(od)`` of strong evidence (the synthetic marker: 0.9 and 1.1-1.5 at the median of its
+#: strokes; dense haematoxylin + DAB: 0.72-0.89 and ~1.0)
+IHC_BLACK_RATIO = 0.88
+IHC_BLACK_OD = 1.0
 #: the least saturation any rule of a coloured ink asks for (its weak rule's)
 INK_MIN_SAT = {"blue": 0.18, "green": 0.1, "red": 0.5}
 
@@ -57,6 +68,7 @@ def pen_evidence(
     f: np.ndarray, colors: tuple[str, ...],
     max_min_sat_f: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ref_od: np.ndarray | None = None,
+    eosin: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Strong and weak ink evidence of balanced float32 pixels.
 
@@ -67,6 +79,8 @@ def pen_evidence(
     max_min_sat_f : :func:`~gigapatch_pathology.view.max_min_sat` of ``f`` when the caller has it.
     ref_od : (3,) the slide's tissue density
         (:func:`~gigapatch_pathology.view.tissue_density`), for black ink over tissue.
+    eosin : whether the slide's tissue carries eosin (:attr:`ViewStats.eosin`); without it
+        (IHC) blue ink must also pass :func:`not_haematoxylin`.
 
     Returns
     -------
@@ -81,40 +95,72 @@ def pen_evidence(
         cand |= cmin < 165.0
     n = int(np.count_nonzero(cand))
     if n > 0.5 * cand.size:
-        return pen_rules(f, colors, cmax, cmin, sat, ref_od)
+        return pen_rules(f, colors, cmax, cmin, sat, ref_od, eosin)
     m = np.zeros(sat.shape, bool)
     weak = np.zeros(sat.shape, bool)
     if n:
-        m[cand], weak[cand] = pen_rules(f[cand], colors, cmax[cand], cmin[cand], sat[cand], ref_od)
+        m[cand], weak[cand] = pen_rules(f[cand], colors, cmax[cand], cmin[cand], sat[cand], ref_od,
+                                        eosin)
     return m, weak
 
 
 def pen_rules(
     f: np.ndarray, colors: tuple[str, ...], cmax: np.ndarray, cmin: np.ndarray, sat: np.ndarray,
-    ref_od: np.ndarray | None,
+    ref_od: np.ndarray | None, eosin: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`pen_evidence`'s rules on pixels ``f`` (..., 3) and their max, min and saturation."""
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
     m = np.zeros(r.shape, bool)  # strong evidence
     weak = np.zeros(r.shape, bool)  # weaker evidence, kept where connected to strong
     if "blue" in colors:
-        m |= (b - r > 40) & (g - r > -12) & (sat > 0.25)
-        weak |= (b - r > 30) & (g - r > -25) & (sat > 0.18)
+        blue = (b - r > 30) & (g - r > -25) & (sat > 0.18)
+        strong = (b - r > 40) & (g - r > -12) & (sat > 0.25)
+        if not eosin and blue.any():  # ... and not bare haematoxylin, as blue on IHC slides
+            sel, inky = blue.copy(), np.zeros(blue.shape, bool)
+            blue[sel], inky[sel] = not_haematoxylin(f[sel])
+            strong &= inky
+        m |= strong
+        weak |= blue
     if "green" in colors:
         m |= (g - r > 10) & (g - b > -5) & (sat > 0.15)
         weak |= (g - r > 0) & (g - b > -12) & (sat > 0.1)
     if "black" in colors:
-        black_rules(f, cmin, ref_od, m, weak)
+        black_rules(f, cmin, ref_od, m, weak, eosin)
     if "red" in colors:
         m |= (r - g > 90) & (b - g < 0.2 * (r - g)) & (sat > 0.6)
         weak |= (r - g > 70) & (b - g < 0.3 * (r - g)) & (sat > 0.5)
     return m, weak
 
 
+def not_haematoxylin(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weak and strong evidence that blue pixels ``f`` (n, 3) are marker ink, not haematoxylin.
+
+    Without eosin (an IHC counterstain) haematoxylin is as blue as a marker. In optical density
+    the marker absorbs red far more than green (its red / green ratio ~1.6), haematoxylin about
+    as much (0.9-1.05), and its blue / green stays low (~0.2-0.35 over haematoxylin) where
+    haematoxylin has 0.4-0.8: a pixel is ink when blue / green is below ``max(BLUE_BG, red /
+    green - BLUE_RG)`` (weak: the ``_WEAK`` margins). Applied on slides without eosin only
+    (:attr:`~gigapatch_pathology.view.ViewStats.eosin`): over H&E tissue the marker reads
+    like haematoxylin by these ratios, and bare haematoxylin is never as blue there.
+
+    Returns
+    -------
+    weak, strong : (n,) bool each (strong implies weak).
+    """
+    od = np.log(256.0 / (np.maximum(f, 0.0) + 1.0))
+    g = np.maximum(od[:, 1], 1e-3)
+    rg, bg = od[:, 0] / g, od[:, 2] / g
+    return bg < np.maximum(BLUE_BG_WEAK, rg - BLUE_RG_WEAK), bg < np.maximum(BLUE_BG, rg - BLUE_RG)
+
+
 def black_rules(f: np.ndarray, cmin: np.ndarray, ref_od: np.ndarray | None, m: np.ndarray,
-                weak: np.ndarray) -> None:
+                weak: np.ndarray, eosin: bool = True) -> None:
     """Black ink's rules (see :func:`pen_mask`) on pixels ``f`` (..., 3), or-ed into ``m`` (strong)
-    and ``weak`` in place."""
+    and ``weak`` in place. Without eosin (IHC), where haematoxylin (absorbing red and green)
+    over DAB (green and blue) adds up to a dark, nearly neutral density, strong evidence also
+    needs ``min(od) / max(od)`` above ``IHC_BLACK_RATIO`` and ``max(od)`` above
+    ``IHC_BLACK_OD`` (weak evidence, which counts only next to strong, is unchanged: layered
+    strokes and soft stroke edges keep it)."""
     # optical density against the balanced glass (= 255); max/min OD = OD of min/max channel.
     # Every rule needs max OD > 0.45, i.e. a min channel below 162.2: the logs only there
     # (a min channel >= 165 has max OD <= 0.433)
@@ -131,11 +177,15 @@ def black_rules(f: np.ndarray, cmin: np.ndarray, ref_od: np.ndarray | None, m: n
     # ... or near-opaque in every channel, green no darker than red (OPAQUE_OD): a dense
     # felt-tip stroke or layered strokes, whose residual colour (sensor noise, the stain
     # under it) breaks the neutral-ratio rules
-    m[dark] |= (((ratio > 0.88) & (odmax > 0.45)) | ((ratio > 0.8) & (odmax > 0.75))
-                | ((ratio > 0.75) & (odmin > 0.8))
-                | ((gr > OPAQUE_GR) & (odmin > OPAQUE_OD)))
-    weak[dark] |= (((ratio > 0.71) & (odmax > 1.0))
-                   | ((gr > OPAQUE_GR_WEAK) & (odmin > OPAQUE_OD_WEAK)))
+    strong = (((ratio > 0.88) & (odmax > 0.45)) | ((ratio > 0.8) & (odmax > 0.75))
+              | ((ratio > 0.75) & (odmin > 0.8))
+              | ((gr > OPAQUE_GR) & (odmin > OPAQUE_OD)))
+    weak_ = (((ratio > 0.71) & (odmax > 1.0))
+             | ((gr > OPAQUE_GR_WEAK) & (odmin > OPAQUE_OD_WEAK)))
+    if not eosin:
+        strong &= (ratio > IHC_BLACK_RATIO) & (odmax > IHC_BLACK_OD)
+    m[dark] |= strong
+    weak[dark] |= weak_
     if ref_od is not None:  # a grey density on top of the stain's
         ex = od - ref_od
         e0, e1, e2 = ex[:, 0], ex[:, 1], ex[:, 2]
@@ -155,7 +205,9 @@ def pen_mask(
     channel against the glass colour, :func:`~gigapatch_pathology.view.glass_rgb`):
 
     - blue: ``b - r > 40``, ``g - r > -12``, ``sat > 0.25`` (stains keep red well above
-      green; bluish IHC haematoxylin has ``b - r`` of about 25)
+      green), and not haematoxylin, which without eosin (IHC, bare nuclei) is as blue: in
+      optical density the marker absorbs red far more than green, or, over eosin, keeps
+      blue / green low (:func:`not_haematoxylin`)
     - green (and teal tissue-marking dye): ``g - r > 10``, ``g - b > -5``, ``sat > 0.15``
     - black (neutral density, unlike any stain; bluish IHC haematoxylin comes close, so faint
       ink must be very neutral): ``min(od) / max(od)`` above 0.88 with ``max(od) > 0.45``, above
@@ -198,10 +250,11 @@ def pen_mask(
     h, w = a.shape[:2]
     glass = s.glass  # before the planes below: its temporaries are the larger ones
     ref = s.tissue_od if a.size and "black" in colors else None
+    eosin = s.eosin if a.size and ("blue" in colors or "black" in colors) else True
     m = np.zeros((h, w), bool)  # strong evidence
     weak = np.zeros((h, w), bool)  # weaker evidence, kept where connected to strong
     for y0, y1, f in view_bands(a, glass):
-        m[y0:y1], weak[y0:y1] = pen_evidence(f, colors, ref_od=ref)
+        m[y0:y1], weak[y0:y1] = pen_evidence(f, colors, ref_od=ref, eosin=eosin)
     ink = pen_from_evidence(m, weak, min_area, grow)
     if stats is not None:
         remember_ink(stats, key, ink)

@@ -15,7 +15,8 @@ tissue on those pixels instead:
    mean pixel tissue matches their mean mask estimate (:func:`calibrated_tissue`): the pixels
    add precision on *where* the tissue border runs, the slide's mask says what counts as tissue
    (pale stroma does; a tinted haze on the glass next to tissue, common in frozen sections, does
-   not);
+   not); on a slide without eosin (IHC) also the tissue mask's optical-density rule
+   (:func:`~gigapatch_pathology.view.dense_stain`), which finds a pale, greyish counterstain;
 3. a morphological closing (radius ``CLOSE_UM``) fills the pale gaps *inside* tissue (lumina,
    loose stroma, nuclei-free spaces) that the truth and a pathologist count as tissue;
 4. marker ink is removed: the slide's low-resolution pen mask sampled at each working pixel
@@ -41,7 +42,7 @@ import numpy as np
 
 from .components import drop_specks
 from .ink import pen_evidence
-from .view import view_glass_saturation, view_stats
+from .view import DENSITY_MARGIN, dense_stain, max_min_sat, view_glass_saturation, view_stats
 
 #: working resolution, microns per pixel (4 x 4 binning of 0.5 um/px patches)
 WORK_UM = 2.0
@@ -108,7 +109,7 @@ def saturation(f: np.ndarray) -> np.ndarray:
 
 
 def pixel_ink(f: np.ndarray, colors: tuple[str, ...], near_ink: np.ndarray | None,
-              ink: np.ndarray | None) -> np.ndarray:
+              ink: np.ndarray | None, eosin: bool = True) -> np.ndarray:
     """Marker ink at the working pixels: the low-resolution pen mask (``ink``), plus every pixel
     with black-ink colour (strong or weak evidence of
     :func:`~gigapatch_pathology.ink.pen_mask`'s rules) within a few mask pixels of it
@@ -121,6 +122,7 @@ def pixel_ink(f: np.ndarray, colors: tuple[str, ...], near_ink: np.ndarray | Non
     f : (N, k, k, 3) float32 balanced pixels (:func:`balanced_bins`).
     colors : inks looked for.
     near_ink, ink : (N, k, k) bool, or None.
+    eosin : whether the slide's tissue carries eosin (the black rules are stricter without).
 
     Returns
     -------
@@ -131,7 +133,7 @@ def pixel_ink(f: np.ndarray, colors: tuple[str, ...], near_ink: np.ndarray | Non
         return out
     near = np.flatnonzero(near_ink.reshape(len(f), -1).any(axis=1))  # patches next to ink
     if len(near):
-        strong, weak = pen_evidence(f[near].reshape(-1, f.shape[2], 3), ("black",))
+        strong, weak = pen_evidence(f[near].reshape(-1, f.shape[2], 3), ("black",), eosin=eosin)
         out[near] |= (strong | weak).reshape(len(near), *f.shape[1:3]) & near_ink[near]
     return out
 
@@ -175,7 +177,7 @@ def sample_mask(mask: np.ndarray, mask_ds: float, coords: np.ndarray, size_level
 
 def tissue_blocks(
     sat: np.ndarray, threshold: float, radius: int, ink: np.ndarray | None = None,
-    near: np.ndarray | None = None, blocks: int = 4,
+    near: np.ndarray | None = None, blocks: int = 4, dense: np.ndarray | None = None,
 ) -> np.ndarray:
     """Tissue fraction of each block of each patch, from its pixels.
 
@@ -183,6 +185,8 @@ def tissue_blocks(
     ----------
     sat : (N, k, k) saturation (0-255) of the balanced working pixels (:func:`saturation`).
     threshold : saturation above which a working pixel is stained.
+    dense : (N, k, k) bool working pixels stained by their optical density (slides without
+        eosin, :func:`~gigapatch_pathology.view.dense_stain`), or None.
     radius : closing radius in working px.
     ink : (N, k, k) bool marker ink at the working pixels (removed), or None.
     near : (N, k, k) bool, where tissue may be (the slide's mask grown a little), or None.
@@ -198,6 +202,8 @@ def tissue_blocks(
     if n == 0:
         return np.zeros((0, blocks, blocks), np.float32)
     stained = sat > threshold
+    if dense is not None:
+        stained |= dense
     if ink is not None:
         stained &= ~ink
     tissue = close_stack(stained, radius)
@@ -221,7 +227,8 @@ def slide_reference(context: Any) -> dict[str, Any]:
         return ref
     import cv2
 
-    glass = view_stats(context).glass  # the glass colour the tissue and ink masks balance on
+    stats = view_stats(context)
+    glass = stats.glass  # the glass colour the tissue and ink masks balance on
     geom = context.geometry
     bin_px = working_bin(int(geom.size), getattr(geom, "effective_mpp", None))
     near = None
@@ -241,6 +248,8 @@ def slide_reference(context: Any) -> dict[str, Any]:
         "near_ink": near_ink,
         "glass": glass,
         "thresholds": view_glass_saturation(context.rgb, glass) + np.asarray(LADDER, np.float32),
+        # the tissue mask's density rule on slides without eosin (None on H&E)
+        "od_t": None if stats.eosin else stats.glass_od + DENSITY_MARGIN,
         "bin": bin_px,
         "um_per_px": getattr(geom, "effective_mpp", None) or WORK_UM / DEFAULT_BIN,
     }
@@ -281,12 +290,15 @@ def score_batch(patches: np.ndarray, coords: np.ndarray | None, context: Any,
         pen = ref["ink"]
         if pen is not None:
             near_ink = sample_mask(ref["near_ink"], ds, coords, s0, k)
-            ink = pixel_ink(f, colors, near_ink, sample_mask(pen, ds, coords, s0, k))
+            ink = pixel_ink(f, colors, near_ink, sample_mask(pen, ds, coords, s0, k),
+                            ref["od_t"] is None)
             out["pen"] = ink.reshape(len(p), -1).mean(axis=1, dtype=np.float32)
     radius = max(1, int(round(CLOSE_UM / (float(ref["um_per_px"]) * bin_px))))
     sat = saturation(f)
+    dense = None if ref["od_t"] is None else dense_stain(f, max_min_sat(f), float(ref["od_t"]))
     out["tissue_ladder"] = np.stack(
-        [tissue_blocks(sat, float(t), radius, ink, near) for t in ref["thresholds"]], axis=1)
+        [tissue_blocks(sat, float(t), radius, ink, near, dense=dense) for t in ref["thresholds"]],
+        axis=1)
     return out
 
 

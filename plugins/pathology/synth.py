@@ -24,8 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from .truth import IDEAL_MAX_BLUR, IDEAL_MAX_PEN, truth_metrics
+
 #: ground-truth masks returned by :func:`synthetic_slide`
 TRUTH_KEYS = ("tissue", "pen", "blur", "fold", "dust")
+#: stains :func:`synthetic_slide` draws
+STAINS = ("he", "ihc")
 
 #: :func:`synthetic_slide` options closer to real slides than its defaults (which keep the
 #: slides of earlier releases): felt-tip marker strokes 0.5-2 mm wide, folds without doubled
@@ -466,9 +470,10 @@ def synthetic_slide(
     fold_blur_um: float = 0.0,
     truth_downsample: int = 4,
     noise_sigma: float = 1.5,
+    stain: str = "he",
     path: str | Path | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Draw a synthetic H&E slide and its ground truth.
+    """Draw a synthetic H&E (or IHC) slide and its ground truth.
 
     Parameters
     ----------
@@ -487,6 +492,10 @@ def synthetic_slide(
         as the tissue blurred by this sigma (microns), added to the in-focus layer.
     truth_downsample : level-0 px per ground-truth px (integer >= 1).
     noise_sigma : std of the sensor noise added to every pixel (grey levels).
+    stain : ``"he"`` or ``"ihc"``: the texture redrawn as an IHC slide, a haematoxylin
+        counterstain (blue to blue-grey, often weak) and brown DAB on positive cells, no eosin
+        (:func:`gigapatch_pathology.stains.ihc_from_he`; the layout is the H&E slide's of the
+        same seed).
     path : if given, write a tiled pyramidal TIFF there (JPEG q90, levels 1/4/16/64, resolution
         tags) and return its path; otherwise return an in-memory :class:`gigapatch.ArrayImage`.
 
@@ -504,12 +513,18 @@ def synthetic_slide(
     w, h = int(size[0]), int(size[1])
     if w < 512 or h < 512:
         raise ValueError("synthetic slides are at least 512 x 512 px")
+    if stain not in STAINS:
+        raise ValueError(f"stain must be one of {STAINS}, got {stain!r}")
     ds = int(truth_downsample)
     rng = np.random.default_rng(seed)
     lo, hi = (float(v) / mpp for v in pen_width_um)
     lay = _layout(rng, w, h, faint, folds, blur, pen, dust, tuple(pen_colors), (lo, hi))
     lay["fold_sigma"] = float(fold_blur_um) / mpp
     tiles_od = -np.log(texture_tiles(texture, rng))
+    if stain == "ihc":
+        from .stains import ihc_from_he
+
+        tiles_od = ihc_from_he(tiles_od, rng)
     P = tiles_od.shape[1]
     cell = P - P // 8
     off = (int(rng.integers(cell)), int(rng.integers(cell)))
@@ -540,80 +555,12 @@ def synthetic_slide(
     return write_pyramidal_tiff(path, out, downsamples=(4, 16, 64), mpp=mpp), truth
 
 
-IDEAL_MAX_PEN = 0.05
-IDEAL_MAX_BLUR = 0.5
-
-def truth_metrics(
-    coords: np.ndarray, size_level0: int, truth: dict[str, Any], dims: tuple[int, int],
-    min_foreground: float, stride_level0: int | None = None,
-) -> dict[str, float]:
-    """Score kept patches against a synthetic slide's ground truth.
-
-    *Clean tissue* is ``tissue & ~pen & ~blur``. The *ideal grid* is what an oracle keeps: every
-    cell of the level-0 grid (anchored at 0, step ``stride_level0``, wholly inside ``dims``)
-    whose clean-tissue fraction is at least ``min_foreground`` and that passes the same quality
-    bars the kept patches are held to (true pen <= 5 %, true blur <= 50 %).
-
-    Returns
-    -------
-    dict with ``n_kept``, ``n_ideal``, ``coverage`` (clean tissue under the kept patches / clean
-    tissue under the ideal cells, union areas; ``covered_px`` / ``target_px``, in truth pixels,
-    to pool slides), ``tissue_fraction`` (mean true tissue fraction
-    of the kept patches), ``pen_bad`` (fraction of kept patches with > 5 % pen), ``blur_bad``
-    (fraction of kept patches > 50 % in blurred tissue), ``fold_kept`` (fraction > 50 % fold),
-    ``precision`` (fraction of kept patches that are ideal cells), ``ideal_tissue`` (mean true
-    tissue fraction of the ideal cells: on a slide with much tissue border, it can fall below
-    a ``tissue_fraction`` target that full coverage then cannot meet).
-    """
-    from gigapatch import axis_positions, mask_fraction
-
-    ds = float(truth["downsample"])
-    size = int(size_level0)
-    stride = int(stride_level0 or size)
-    clean = truth["tissue"] & ~truth["pen"] & ~truth["blur"]
-    xs = axis_positions(dims[0], size, stride, "inside")
-    ys = axis_positions(dims[1], size, stride, "inside")
-    grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-    ok = (
-        (mask_fraction(clean, grid, size, ds) >= min_foreground)
-        & (mask_fraction(truth["pen"], grid, size, ds) <= IDEAL_MAX_PEN)
-        & (mask_fraction(truth["blur"], grid, size, ds) <= IDEAL_MAX_BLUR)
-    )
-    ideal = grid[ok]
-    kept = np.asarray(coords, np.int64).reshape(-1, 2)
-
-    def union(c: np.ndarray) -> np.ndarray:
-        u = np.zeros(clean.shape, bool)
-        s = int(round(size / ds))
-        for x, y in np.floor(c / ds).astype(np.int64):  # O(N) box painting, metrics only
-            u[y : y + s, x : x + s] = True
-        return u
-
-    target = clean & union(ideal)
-    denom = float(target.sum())
-    cov = float((target & union(kept)).sum()) / denom if denom else float("nan")
-    frac = {k: mask_fraction(truth[k], kept, size, ds) for k in ("tissue", "pen", "blur", "fold")}
-    n = len(kept)
-    ideal_set = {tuple(p) for p in ideal.tolist()}
-    return {
-        "n_kept": float(n),
-        "n_ideal": float(len(ideal)),
-        "coverage": cov,
-        "covered_px": float((target & union(kept)).sum()) if denom else 0.0,
-        "target_px": denom,
-        "tissue_fraction": float(frac["tissue"].mean()) if n else float("nan"),
-        "pen_bad": float((frac["pen"] > IDEAL_MAX_PEN).mean()) if n else 0.0,
-        "blur_bad": float((frac["blur"] > IDEAL_MAX_BLUR).mean()) if n else 0.0,
-        "fold_kept": float((frac["fold"] > 0.5).mean()) if n else 0.0,
-        "precision": float(np.mean([tuple(p) in ideal_set for p in kept.tolist()])) if n else 1.0,
-        "ideal_tissue": float(mask_fraction(truth["tissue"], ideal, size, ds).mean())
-        if len(ideal) else float("nan"),
-    }
-
-
 __all__ = [
+    "IDEAL_MAX_BLUR",
+    "IDEAL_MAX_PEN",
     "INK",
     "REALISTIC",
+    "STAINS",
     "TRUTH_KEYS",
     "synthetic_slide",
     "texture_tiles",

@@ -33,9 +33,12 @@ from .ink import (
 )
 from .settings import settings
 from .view import (
+    DENSITY_CHROMA,
+    DENSITY_MARGIN,
     GREY_WEIGHTS,
     ViewStats,
     bands,
+    dense_stain,
     glass_saturation,
     glass_step,
     max_min_sat,
@@ -55,6 +58,7 @@ def tissue_mask(
     weak_margin: float = 8.0,
     dark_grey: float = 45.0,
     edge_ratio: float = 0.5,
+    density_margin: float = DENSITY_MARGIN,
     pen_colors: tuple[str, ...] = DEFAULT_PEN_COLORS,
     stats: ViewStats | None = None,
 ) -> np.ndarray:
@@ -67,8 +71,14 @@ def tissue_mask(
     2. strong pixels: ``S > t``; weak pixels: ``S > max(g + weak_margin, t / 2)``; both with
        ``grey <= max_brightness``, not ink, and not dark debris (``grey < dark_grey`` with
        ``S < 0.3 * 255``: dense stain stays saturated however dark, debris does not);
-    3. tissue = weak components that contain a strong pixel (hysteresis);
-    4. edge pixels less saturated than ``edge_ratio`` x the tissue next to them are mostly glass
+    3. on a slide without eosin (IHC, :attr:`~gigapatch_pathology.view.ViewStats.eosin`),
+       whose counterstain can be pale and nearly grey, a pixel is weak too when its optical
+       density (sum of R, G, B) is ``density_margin`` above the glass's
+       (:func:`~gigapatch_pathology.view.glass_density`) and not neutral (max - min channel
+       density above :data:`DENSITY_CHROMA` x the sum: dust, smudges and shading are grey),
+       however bright;
+    4. tissue = weak components that contain a strong pixel (hysteresis);
+    5. edge pixels less saturated than ``edge_ratio`` x the tissue next to them are mostly glass
        and are dropped (:func:`trim_edges`).
 
     Parameters
@@ -78,7 +88,8 @@ def tissue_mask(
     max_brightness : grey level above which nothing is tissue (glass).
     strong_margin, weak_margin : thresholds above the glass saturation level.
     dark_grey : grey level below which unsaturated pixels are debris, not tissue.
-    edge_ratio : see step 4 (0 = keep every edge pixel).
+    edge_ratio : see step 5 (0 = keep every edge pixel).
+    density_margin : see step 3 (0 = saturation alone, as on H&E).
     pen_colors : inks removed (see :func:`~gigapatch_pathology.ink.pen_mask`).
     stats : the view's shared figures (:func:`~gigapatch_pathology.view.view_stats`): its
         glass colour and tissue density, and the ink, which is looked up there or, when found
@@ -98,8 +109,9 @@ def tissue_mask(
     colors = tuple(pen_colors)
     key = ink_key(colors, DEFAULT_MIN_AREA, DEFAULT_PEN_GROW)
     ink = s.inks.get(key) if colors else None  # the ink when pen_mask found it already
-    sat, ok, g, evidence = _tissue_planes(a, s, colors if ink is None else (), max_brightness,
-                                          dark_grey)
+    od_t = s.glass_od + density_margin if density_margin > 0 and not s.eosin else None
+    sat, ok, dense, g, evidence = _tissue_planes(a, s, colors if ink is None else (),
+                                                 max_brightness, dark_grey, od_t)
     if evidence is not None:  # found on the way, with pen_mask's defaults: kept for the pen hook
         ink = remember_ink(s, key, pen_from_evidence(*evidence, DEFAULT_MIN_AREA, DEFAULT_PEN_GROW))
         del evidence
@@ -112,10 +124,12 @@ def tissue_mask(
         if ink is not None:
             clean = ~ink[y0:y1]
             ok[y0:y1] &= clean
+            if dense is not None:
+                dense[y0:y1] &= clean
             sb = sb[clean]
         hist += np.bincount(np.round(sb).astype(np.uint8).ravel(), minlength=256)
     t = float(np.clip(otsu_from_histogram(hist), min_threshold, max(min_threshold, g + strong_margin)))
-    mask = _hysteresis_mask(sat, ok, t, max(g + weak_margin, t / 2.0))
+    mask = _hysteresis_mask(sat, ok, t, max(g + weak_margin, t / 2.0), dense)
     if mask is not None and edge_ratio > 0:
         mask = trim_edges(mask, sat, edge_ratio)
     return np.zeros((h, w), bool) if mask is None else mask
@@ -123,14 +137,17 @@ def tissue_mask(
 
 def _tissue_planes(
     a: np.ndarray, stats: ViewStats, ink_colors: tuple[str, ...], max_brightness: float,
-    dark_grey: float,
-) -> tuple[np.ndarray, np.ndarray, float, tuple[np.ndarray, np.ndarray] | None]:
+    dark_grey: float, od_t: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float,
+           tuple[np.ndarray, np.ndarray] | None]:
     """One banded pass over the balanced view ``a`` (h, w, 3) uint8 for :func:`tissue_mask`.
 
     Returns
     -------
     sat : (h, w) float32 saturation on 0-255.
     ok : (h, w) bool, not glass (``grey <= max_brightness``) and not dark debris.
+    dense : (h, w) bool, optical density above ``od_t`` and not neutral, and not dark debris
+        (None when ``od_t`` is None).
     g : the glass saturation (:func:`~gigapatch_pathology.view.glass_saturation`), from the
         subsample it looks at (no full-size grey plane).
     evidence : strong and weak (h, w) bool ink evidence of ``ink_colors``, None without colours.
@@ -142,30 +159,38 @@ def _tissue_planes(
     ok = np.empty((h, w), bool)
     grey_sub = np.empty((-(-h // step), -(-w // step)), np.float32)
     evidence = ref = None
+    dense = None if od_t is None else np.empty((h, w), bool)
+    eosin = True
     if ink_colors:
         evidence = np.empty((h, w), bool), np.empty((h, w), bool)
         if "black" in ink_colors:  # as pen_mask does
             ref = stats.tissue_od
+        if "blue" in ink_colors or "black" in ink_colors:
+            eosin = stats.eosin
     for y0, y1, f in view_bands(a, glass):
         mms = max_min_sat(f)
         if evidence is not None:
-            evidence[0][y0:y1], evidence[1][y0:y1] = pen_evidence(f, ink_colors, mms, ref)
+            evidence[0][y0:y1], evidence[1][y0:y1] = pen_evidence(f, ink_colors, mms, ref, eosin)
         s = mms[2]
         grey = f @ GREY_WEIGHTS
         s *= 255.0
+        debris = (grey < dark_grey) & (s < 0.3 * 255)  # black and unsaturated: not stain
+        if dense is not None:
+            dense[y0:y1] = dense_stain(f, mms, od_t) & ~debris
         del f, mms
         sat[y0:y1] = s
         o = ok[y0:y1]
         np.less_equal(grey, max_brightness, out=o)
-        o &= ~((grey < dark_grey) & (s < 0.3 * 255))  # black and unsaturated: not stain
+        o &= ~debris
         r0 = (-y0) % step  # first row of the band on the subsample grid
         grey_sub[(y0 + r0) // step : -(-y1 // step)] = grey[r0::step, ::step]
-    return sat, ok, glass_saturation(sat[::step, ::step], grey_sub), evidence
+    return sat, ok, dense, glass_saturation(sat[::step, ::step], grey_sub), evidence
 
 
-def _hysteresis_mask(sat: np.ndarray, ok: np.ndarray, strong_t: float, weak_t: float) -> np.ndarray | None:
-    """The components of ``ok & (sat > weak_t)`` that hold a pixel of ``ok & (sat > strong_t)``
-    (written into ``ok``), or None when there is no such pixel."""
+def _hysteresis_mask(sat: np.ndarray, ok: np.ndarray, strong_t: float, weak_t: float,
+                     dense: np.ndarray | None = None) -> np.ndarray | None:
+    """The components of ``(ok & (sat > weak_t)) | dense`` that hold a pixel with ``sat >
+    strong_t`` (written into ``ok``), or None when ``ok`` has no such pixel."""
     h, w = sat.shape
     # weak = ok & (sat > weak_t), in place; strong = ok & (sat > t) seeds the hysteresis
     # (strong pixels outside weak have no component: seeding from weak & (sat > t) is the same)
@@ -174,6 +199,8 @@ def _hysteresis_mask(sat: np.ndarray, ok: np.ndarray, strong_t: float, weak_t: f
         s, o = sat[y0:y1], ok[y0:y1]
         any_strong = any_strong or bool((o & (s > strong_t)).any())
         o &= s > weak_t
+        if dense is not None:
+            o |= dense[y0:y1]
     if not any_strong:
         return None
     return hysteresis(ok, ((y0, y1, ok[y0:y1] & (sat[y0:y1] > strong_t)) for y0, y1 in bands(h, w)))

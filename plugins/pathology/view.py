@@ -32,6 +32,20 @@ GLASS_SAMPLES = 2.5e5
 DENSITY_SAMPLES = 6.5e4
 #: fewest tissue pixels (of the :data:`DENSITY_SAMPLES` sampled) for a tissue density
 MIN_REF_PIXELS = 300
+#: eosin's part of a pixel's stain amounts above which it counts as eosin-stained
+#: (:func:`eosin_share`)
+EOSIN_PART = 0.25
+#: a view whose stained pixels are less than this share eosin-stained is IHC-like (no eosin:
+#: H&E slides measure 0.13-0.99, IHC slides 0)
+MIN_EOSIN_SHARE = 0.05
+#: bin width and range of the densities :func:`glass_density` takes the mode of
+GLASS_OD_BIN = 0.01
+GLASS_OD_MAX = 0.3
+#: optical density (sum of R, G, B) above the glass's that is stain on slides without eosin
+#: (:func:`dense_stain`)
+DENSITY_MARGIN = 0.10
+#: ... when its max - min channel density is above this share of the sum (not grey)
+DENSITY_CHROMA = 0.04
 #: :func:`grey_classes` codes
 WHITE, DARK, GREYISH = 1, 2, 3
 
@@ -170,15 +184,10 @@ def view_glass_saturation(rgb: np.ndarray, glass: np.ndarray) -> float:
     return glass_level(sat_sub, grey_sub)
 
 
-def tissue_density(rgb: np.ndarray, glass: np.ndarray) -> np.ndarray | None:
-    """Median optical density (3,) float32 of the stained tissue of a view white-balanced on its
-    glass colour ``glass`` (:data:`DENSITY_SAMPLES` pixels sampled), or None when it has too
-    little tissue.
-
-    Black ink over tissue adds a *neutral* density to the stain's: the pixel's density above
-    this reference is grey (:func:`gigapatch_pathology.ink.pen_evidence`), where a denser stain
-    (a fold, a nuclei cluster) adds density along the stain's own colour.
-    """
+def tissue_samples(rgb: np.ndarray, glass: np.ndarray) -> np.ndarray | None:
+    """Optical densities (n, 3) float32 of the stained pixels among :data:`DENSITY_SAMPLES`
+    sampled on a regular grid of a view white-balanced on its glass colour ``glass`` (saturation
+    above 0.15, brightest channel 120-235), or None when fewer than :data:`MIN_REF_PIXELS`."""
     a = np.asarray(rgb)[:, :, :3]
     h, w = a.shape[:2]
     step = max(1, int(np.ceil(np.sqrt(h * w / DENSITY_SAMPLES))))
@@ -187,8 +196,62 @@ def tissue_density(rgb: np.ndarray, glass: np.ndarray) -> np.ndarray | None:
     t = (sat > 0.15) & (cmax > 120.0) & (cmax < 235.0)
     if t.sum() < MIN_REF_PIXELS:
         return None
-    od = np.log(256.0 / (np.maximum(f[t], 0.0) + 1.0))
-    return np.median(od, axis=0).astype(np.float32)
+    return np.log(256.0 / (np.maximum(f[t], 0.0) + 1.0)).astype(np.float32)
+
+
+def tissue_density(rgb: np.ndarray, glass: np.ndarray) -> np.ndarray | None:
+    """Median optical density (3,) float32 of the stained tissue of a view white-balanced on its
+    glass colour ``glass`` (:func:`tissue_samples`), or None when it has too little tissue.
+
+    Black ink over tissue adds a *neutral* density to the stain's: the pixel's density above
+    this reference is grey (:func:`gigapatch_pathology.ink.pen_evidence`), where a denser stain
+    (a fold, a nuclei cluster) adds density along the stain's own colour.
+    """
+    od = tissue_samples(rgb, glass)
+    return None if od is None else np.median(od, axis=0).astype(np.float32)
+
+
+def eosin_share(od: np.ndarray) -> float:
+    """Share of optical densities ``od`` (n, 3) whose colour deconvolution into haematoxylin,
+    eosin and DAB (:mod:`gigapatch_pathology.stains`) gives eosin more than :data:`EOSIN_PART`
+    of the three amounts: most of an H&E slide's stained pixels, none of an IHC slide's (nor
+    of marker ink)."""
+    from .stains import DAB, EOSIN, HAEMATOXYLIN, unit
+
+    m = np.stack([unit(HAEMATOXYLIN), unit(EOSIN), unit(DAB)])
+    hed = np.asarray(od, np.float32) @ np.linalg.inv(m).astype(np.float32)
+    part = hed[:, 1] / (np.abs(hed).sum(axis=1) + 1e-6)
+    return float((part > EOSIN_PART).mean()) if len(part) else 0.0
+
+
+def glass_density(rgb: np.ndarray, glass: np.ndarray) -> float:
+    """The most common optical density (sum of R, G, B; bins of :data:`GLASS_OD_BIN`, up to
+    :data:`GLASS_OD_MAX`) of the :data:`GLASS_SAMPLES` pixels sampled on a regular grid of a
+    view balanced on ``glass`` (3,): the glass's own density, 0 for clean glass. The glass
+    colour is the brightest pixels', which on a slide scanned with white padding around a
+    tinted glass is the padding's: the tinted glass, most of the rest, is the mode. 0 without
+    pixels."""
+    a = np.asarray(rgb)[:, :, :3]
+    step = glass_step(a.shape[0], a.shape[1])
+    f = a[::step, ::step].reshape(-1, 3).astype(np.float32) * (255.0 / np.asarray(glass))
+    if len(f) == 0:
+        return 0.0
+    od = np.log(256.0 / (np.maximum(f, 0.0) + 1.0)).sum(axis=1)
+    bins = int(round(GLASS_OD_MAX / GLASS_OD_BIN))
+    hist = np.bincount(np.clip(np.floor(od / GLASS_OD_BIN), 0, bins).astype(np.int64),
+                       minlength=bins + 1)[:bins]
+    return float((np.argmax(hist) + 0.5) * GLASS_OD_BIN) if hist.any() else 0.0
+
+
+def dense_stain(f: np.ndarray, mms: tuple[np.ndarray, np.ndarray, np.ndarray], od_t: float
+                ) -> np.ndarray:
+    """Balanced pixels ``f`` (..., 3) whose optical density (sum of R, G, B) is above ``od_t``
+    and not neutral (max - min channel density above :data:`DENSITY_CHROMA` x the sum: dust,
+    smudges and shading are grey); ``mms`` their :func:`max_min_sat`. Returns (...) bool."""
+    cmax, cmin, _ = mms
+    total = np.log(256.0 / (np.maximum(f, 0.0) + 1.0)).sum(axis=-1)
+    chroma = np.log((np.maximum(cmax, 0.0) + 1.0) / (np.maximum(cmin, 0.0) + 1.0))
+    return (total > od_t) & (chroma > DENSITY_CHROMA * total)
 
 
 def classify_grey(sat: np.ndarray, grey: np.ndarray) -> np.ndarray:
@@ -244,9 +307,26 @@ class ViewStats:
         return view_glass(self.rgb)
 
     @cached_property
+    def samples(self) -> np.ndarray | None:
+        """(n, 3) float32 densities of the view's sampled tissue, or None (:func:`tissue_samples`)."""
+        return tissue_samples(self.rgb, self.glass)
+
+    @cached_property
     def tissue_od(self) -> np.ndarray | None:
         """(3,) float32 median density of the view's tissue, or None (:func:`tissue_density`)."""
-        return tissue_density(self.rgb, self.glass)
+        return None if self.samples is None else np.median(self.samples, axis=0).astype(np.float32)
+
+    @cached_property
+    def glass_od(self) -> float:
+        """Optical density (sum of R, G, B) of the view's glass (:func:`glass_density`)."""
+        return glass_density(self.rgb, self.glass)
+
+    @cached_property
+    def eosin(self) -> bool:
+        """Whether the view's tissue carries eosin (H&E; True when it has too little tissue to
+        say): False for IHC, whose bare haematoxylin is as blue as a marker
+        (:func:`gigapatch_pathology.ink.not_haematoxylin`)."""
+        return self.samples is None or eosin_share(self.samples) >= MIN_EOSIN_SHARE
 
 
 def view_stats(context: Any, rgb: np.ndarray | None = None) -> ViewStats:
