@@ -102,10 +102,10 @@ def check_item_resolution(item: SlideItem, cfg: TrainConfig, dc: dict[str, Any],
             raise ImageError(h5, f"holds {have}; the model was trained on tiles of {mpp:.3g} um/px "
                                  "(tile again with --mpp, or leave out --coords-dir)")
     elif ds is not None and item.size_level0 > 0:
-        have = item.size_level0 / cfg.mosaic.tile_size
-        if _differs(have, float(ds)):
-            raise ImageError(h5, f"holds tiles at downsample {have:.3g}; the model was trained at "
-                                 f"downsample {ds:.3g}")
+        tiles_ds = item.size_level0 / cfg.mosaic.tile_size
+        if _differs(tiles_ds, float(ds)):
+            raise ImageError(h5, f"holds tiles at downsample {tiles_ds:.3g}; the model was trained "
+                                 f"at downsample {ds:.3g}")
 
 
 def predict(
