@@ -130,3 +130,32 @@ def test_a_bad_format_is_one_line(two_slides: list[Path], tmp_path: Path) -> Non
     res = run_cli("tile", str(two_slides[0]), "--out", str(tmp_path), "--extract", "--format", "gif")
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "output.format" in res.stderr and "tar" in res.stderr
+
+
+# --------------------------------------------------------------------------- a domain's own outputs
+
+
+@pytest.mark.slow
+def test_a_domains_own_outputs_come_from_the_cli(
+    metal_surface_dir: Path, satellite_dir: Path, tmp_path: Path
+) -> None:
+    """Metal VOC labels and defect records, satellite footprints: switched by --set, no Python."""
+    from conftest import invalid_geojson
+
+    src = tmp_path / "steel"
+    src.mkdir()
+    for ext in ("jpg", "xml"):  # the Pascal-VOC file beside the image is what labels it
+        (src / f"inclusion_1.{ext}").write_bytes((metal_surface_dir / f"inclusion_1.{ext}").read_bytes())
+    res = run_cli("tile", str(src / "inclusion_1.jpg"), "--domain", "metal_surface",
+                  "--patch-size", "40", "--out", str(tmp_path / "m"), "-q")
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "m" / "inclusion_1.csv").open()))
+    assert {r["label"] for r in rows} >= {"inclusion"}
+    assert (tmp_path / "m" / "inclusion_1_defects.geojson").is_file()
+    res = run_cli("tile", str(satellite_dir / "RGB.byte.tif"), "--set",
+                  "plugin.satellite.footprints=native", "--out", str(tmp_path / "s"), "-q")
+    assert res.returncode == 0, res.stderr[-2000:]
+    footprints = tmp_path / "s" / "RGB.byte_footprints.geojson"
+    n = len(PatchSet.read(tmp_path / "s" / "RGB.byte.h5"))
+    assert n > 0 and len(json.loads(footprints.read_text())["features"]) == n
+    assert invalid_geojson(sorted(tmp_path.rglob("*.geojson"))) == []

@@ -112,3 +112,23 @@ def test_every_exported_region_is_valid_and_keeps_its_pixels(tmp_path):
         # read back as include polygons, the regions give the mask they came from
         assert np.array_equal(annotation_mask(out, m.shape, 8.0), m)
     assert n_invalid_rings > 10  # the exact pixel rings do touch themselves: the repair is tested
+
+
+def test_the_suites_geojson_check_catches_an_invalid_geometry(tmp_path):
+    """tests/conftest.py's end-of-session check (every GeoJSON written passes is_valid) can fail.
+    (The files are named .json: invalid on purpose, they are not the session's outputs.)"""
+    from conftest import invalid_geojson
+
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [10, 10], [10, 0], [0, 10], [0, 0]]]}
+    broken = {"type": "Polygon", "coordinates": [[1, 2]]}
+    fc = {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": bowtie}]}
+    (tmp_path / "a.json").write_text(json.dumps(fc))
+    fc2 = {"type": "FeatureCollection", "generator": "gigapatch 0",
+           "features": [{"type": "Feature", "geometry": broken}]}
+    (tmp_path / "b.json").write_text(json.dumps(fc2))
+    fc2.pop("generator")  # someone else's malformed input: not ours to judge
+    (tmp_path / "c.json").write_text(json.dumps(fc2))
+    export_geojson(_patchset(), tmp_path / "d.json")
+    bad = invalid_geojson(sorted(tmp_path.glob("*.json")))
+    assert len(bad) == 2 and "a.json" in bad[0] and "Self-intersection" in bad[0]
+    assert "b.json" in bad[1]
