@@ -125,11 +125,15 @@ def summary_line(result: CohortRun, out: Path) -> str:
     parts[0] += f", {sum(r.n_patches for r in recs)} patches kept"
     empty = sum(r.status == "empty" for r in recs)
     if empty:
-        parts.append(f"{empty} with almost no foreground")
+        parts.append(f"{empty} without patches (almost no foreground, or pieces smaller than a "
+                     "patch: the warning and summary.csv say which)")
     if result.n_errors:
         parts.append(f"{result.n_errors} failed (--retry-failed tiles them again)")
     if result.busy:
         parts.append(f"{len(result.busy)} being tiled by another run")
+    if result.not_started:
+        parts.append(f"{len(result.not_started)} never tiled left alone (--retry-failed; "
+                     "run without it to tile them)")
     return "; ".join(parts) + f"; outputs in {out} (summary.csv)"
 
 

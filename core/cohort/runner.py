@@ -116,6 +116,8 @@ class CohortRun:
     skipped: list[str] = field(default_factory=list)
     #: images another live run was tiling: that run records them
     busy: list[str] = field(default_factory=list)
+    #: images without a record that ``--retry-failed`` left alone
+    not_started: list[str] = field(default_factory=list)
     n_tasks: int = 0
 
     @property
@@ -241,6 +243,8 @@ def run_cohort(
     with _signals_as_interrupts():
         try:
             to_run, skipped = plan(todo, recipe, out, options)
+            seen = {t.image_id for t in to_run} | {r.image_id for r in skipped}
+            result.not_started = [t.image_id for t in todo if t.image_id not in seen]
             for rec in skipped:
                 final[rec.image_id] = rec
                 result.skipped.append(rec.image_id)

@@ -90,6 +90,11 @@ def test_retry_failed_reruns_only_the_failed_and_a_changed_input_is_tiled_again(
     assert after["finished"] != before["finished"] and after["status"] == "error"
     assert "truncated" in after["reason"] and "corrupt.tiff" in after["reason"]
     assert file_stamps(out, GOOD) == stamps
+    make_cohort(cohort, names=("newcomer",), corrupt=False, side=512)  # never tiled: left alone
+    retry = finish(cli("tile", str(cohort), "--out", str(out), "--retry-failed", *FAST[:-1]))
+    assert tiled_now(retry) == 1 and "1 never tiled left alone" in retry.stdout, retry.stdout
+    assert not (out / "newcomer.h5").exists()
+    (cohort / "newcomer.tiff").unlink()
     # the file is fixed (downloaded again): its size changed, so a plain rerun tiles it
     (cohort / "corrupt.tiff").unlink()
     make_cohort(tmp_path / "fixed", names=("corrupt",), corrupt=False, side=768)
