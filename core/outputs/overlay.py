@@ -250,7 +250,10 @@ def _tint_background(d: OverlayDrawing, mask: np.ndarray) -> None:
     H, W = d.picture.shape[:2]
     m = cv2.resize(np.asarray(mask, np.uint8), (W, H), interpolation=cv2.INTER_NEAREST).astype(bool)
     shade = np.asarray(BACKGROUND_SHADE, np.float32)  # the foreground keeps its colours
-    d.picture[~m] = (0.6 * d.picture[~m] + 0.4 * shade).astype(np.uint8)
+    # the tint of every value of each channel, looked up (no float copy of the picture)
+    lut = (0.6 * np.arange(256, dtype=np.uint8)[:, None] + 0.4 * shade).astype(np.uint8)
+    tinted = cv2.LUT(d.picture, np.ascontiguousarray(lut.reshape(1, 256, 3)))
+    np.copyto(d.picture, tinted, where=~m[..., None])
     if not m.all():
         r, g, b = (int(0.6 * 245 + 0.4 * c) for c in BACKGROUND_SHADE)  # the tint on glass
         d.entries.append((swatch_fill((r, g, b)), "tinted: outside the mask"))
