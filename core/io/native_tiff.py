@@ -36,12 +36,14 @@ from gigapatch.io.physical import PixelSize
 from gigapatch.io.samples import fill_value, to_rgb8, white_level
 from gigapatch.io.tiff import pyramid_pages, short_message
 from gigapatch.io.tiff_metadata import resolution_mpp
-from gigapatch.io.tile_cache import DEFAULT_CACHE_BYTES, TileCache
+from gigapatch.io.tile_cache import TileCache
 
 #: photometric interpretations read natively (0 min-is-white, 1 min-is-black, 2 RGB)
 PHOTOMETRIC = {0: "miniswhite", 1: "minisblack", 2: "rgb"}
 #: a single compressed strip is decoded whole up to this many bytes of samples
 MAX_WHOLE_BYTES = 256 << 20
+#: default byte budget of the decoded-block cache (grown by patch reading when it must)
+CACHE_BYTES = 24 << 20
 #: level-0 bytes per band of the streaming pass that computes the low-resolution levels
 BAND_BYTES = 8 << 20
 #: downsample of the first computed level, and the step between computed levels
@@ -147,7 +149,7 @@ class NativeTiffImage(Image):
 
     reader_name = "tiff-native"
 
-    def __init__(self, path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    def __init__(self, path: str | Path, cache_bytes: int = CACHE_BYTES) -> None:
         super().__init__(path)
         import tifffile
 

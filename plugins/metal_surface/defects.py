@@ -162,7 +162,7 @@ def defect_scores(
     sigma_fraction: float = 0.25,
     percentile: float = 99.0,
     workers: int = 4,
-    batch: int = 64,
+    batch: int = 16,
 ) -> dict[str, np.ndarray]:
     """Defect scores of the patches of one image, read at full resolution.
 

@@ -31,7 +31,7 @@ import numpy as np
 #: the statistics of each cell, in order (see the module docstring)
 FEATURES = ("mean", "std", "bright", "dark", "fine", "mid", "gx", "gy")
 #: samples (level-0 px) per band of the pass over the scan
-BAND_PIXELS = 4_000_000
+BAND_PIXELS = 2_000_000
 _EPS = 1e-2
 
 
@@ -64,25 +64,29 @@ def band_features(grey: np.ndarray, cell: int) -> np.ndarray:
 
     g = np.ascontiguousarray(grey, np.float32)
     h, w = g.shape
-    means = _pool(g, cell)
-    sigma = 2.0
-    bg_cells = cv2.GaussianBlur(means, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    background = cv2.resize(bg_cells, (w, h), interpolation=cv2.INTER_LINEAR)
+    rows, cols = h // cell, w // cell
+    out = np.empty((rows, cols, len(FEATURES)), np.float32)
+    # a few band-sized arrays at a time (memory stays a small multiple of the band)
+    bg_cells = cv2.GaussianBlur(_pool(g, cell), (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
     smooth = cv2.GaussianBlur(g, (0, 0), 1.0, borderType=cv2.BORDER_REFLECT)
-    r = smooth - background
-    out = np.empty((h // cell, w // cell, len(FEATURES)), np.float32)
+    t = np.subtract(g, smooth)  # fine detail
+    np.multiply(t, t, out=t)
+    out[..., 4] = np.log(_pool(t, cell) + _EPS)
+    cv2.GaussianBlur(g, (0, 0), 3.0, dst=t, borderType=cv2.BORDER_REFLECT)
+    np.subtract(smooth, t, out=t)  # 1 px - 3 px difference of Gaussians
+    np.multiply(t, t, out=t)
+    out[..., 5] = np.log(_pool(t, cell) + _EPS)
+    for k, (dx, dy) in ((6, (1, 0)), (7, (0, 1))):
+        cv2.Sobel(smooth, cv2.CV_32F, dx, dy, dst=t, ksize=3)
+        np.multiply(t, t, out=t)
+        out[..., k] = np.log(_pool(t, cell) + _EPS)
+    cv2.resize(bg_cells, (w, h), dst=t, interpolation=cv2.INTER_LINEAR)
+    r = np.subtract(smooth, t, out=smooth)  # residual from the background
     out[..., 0] = _pool(r, cell)
-    out[..., 1] = np.sqrt(np.maximum(_pool(r * r, cell) - out[..., 0] ** 2, 0.0))
     out[..., 2] = _pool_max(r, cell)
-    out[..., 3] = _pool_max(-r, cell)
-    fine = g - smooth
-    out[..., 4] = np.log(_pool(fine * fine, cell) + _EPS)
-    mid = smooth - cv2.GaussianBlur(g, (0, 0), 3.0, borderType=cv2.BORDER_REFLECT)
-    out[..., 5] = np.log(_pool(mid * mid, cell) + _EPS)
-    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
-    out[..., 6] = np.log(_pool(gx * gx, cell) + _EPS)
-    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
-    out[..., 7] = np.log(_pool(gy * gy, cell) + _EPS)
+    out[..., 3] = -r.reshape(rows, cell, cols, cell).min(axis=(1, 3))
+    np.multiply(r, r, out=t)
+    out[..., 1] = np.sqrt(np.maximum(_pool(t, cell) - out[..., 0] ** 2, 0.0))
     return out
 
 

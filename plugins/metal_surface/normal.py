@@ -123,15 +123,15 @@ def standardise(features: np.ndarray, model: NormalModel | None, valid: np.ndarr
     cells (on all the valid cells when rows are short), and the covariance comes from the cells
     within :data:`TRIM`. With a model: its centre, scale and precision.
     """
-    f = features.astype(np.float64)
+    f = features.astype(np.float32)
     if model is not None:
-        return (f - model.center) / model.scale, model.precision
+        return ((f - model.center) / model.scale).astype(np.float32), model.precision
     rows, cols, nf = f.shape
     ok = np.ones((rows, cols), bool) if valid is None else valid
     if not ok.any():
         ok = np.ones((rows, cols), bool)
     gc, gs = _robust(f[ok], 0)
-    z = (f - gc[0]) / gs[0]
+    z = ((f - gc[0]) / gs[0]).astype(np.float32)
     if cols >= MIN_ROW_CELLS:
         import warnings
 
@@ -143,8 +143,8 @@ def standardise(features: np.ndarray, model: NormalModel | None, valid: np.ndarr
         good = (ok.sum(axis=1) >= MIN_ROW_CELLS)[:, None, None]
         rc = np.where(good & np.isfinite(rc), rc, gc)
         rs = np.where(good & np.isfinite(rs), np.maximum(rs, 1e-3), gs)
-        z = (f - rc) / rs
-    return z, _precision(z[ok])
+        z = ((f - rc) / rs).astype(np.float32)
+    return z, _precision(z[ok].astype(np.float64))
 
 
 def distance_map(features: np.ndarray, model: NormalModel | None = None,
@@ -159,7 +159,7 @@ def distance_map(features: np.ndarray, model: NormalModel | None = None,
     valid : (rows, cols) bool cells that are the surface (None: all); only they make the fit.
     """
     z, precision = standardise(features, model, valid)
-    d2 = np.einsum("...i,ij,...j->...", z, precision, z)
+    d2 = np.einsum("...i,ij,...j->...", z, precision.astype(np.float32), z)
     return np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
 
 

@@ -21,6 +21,8 @@ TRUTH = (230, 30, 30)
 #: longest side of the drawing before it is cut into segments
 MAX_ROWS = 1600
 MAX_WIDTH = 480
+#: pixels of the drawing before it is cut into segments
+MAX_PIXELS = 3_000_000
 
 
 def _rects(img: np.ndarray, boxes: np.ndarray, scale: float, colour: tuple[int, int, int],
@@ -51,10 +53,14 @@ def _heat(img: np.ndarray, m: Any, scale: float) -> None:
     if sx1 <= sx0 or sy1 <= sy0:
         return
     canvas[sy0:sy1, sx0:sx1] = big[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+    level = (canvas * 255).astype(np.uint8)
+    del canvas
     lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)
-    colours = lut[(canvas * 255).astype(np.uint8), 0, ::-1].astype(np.float32)
-    a = (0.75 * canvas)[..., None]
-    img[:] = (img * (1 - a) + colours * a).astype(np.uint8)
+    colours = lut[level, 0, ::-1]
+    # img + a (colours - img), a = 0.75 level / 255, in 16-bit integers (no float copies)
+    a = (level.astype(np.uint16) * 3 // 4)[..., None]
+    mixed = (img.astype(np.uint16) * (255 - a) + colours.astype(np.uint16) * a + 127) // 255
+    img[:] = mixed.astype(np.uint8)
 
 
 def _fold(img: np.ndarray, rows: int) -> np.ndarray:
@@ -99,6 +105,7 @@ def render_review(rgb: np.ndarray, view_downsample: float, kept: np.ndarray, siz
 
     h, w = rgb.shape[:2]
     zoom = min(1.0, MAX_WIDTH / w) if w > MAX_WIDTH else min(4.0, MAX_WIDTH / w)
+    zoom = min(zoom, (MAX_PIXELS / max(1, h * w)) ** 0.5)  # a long strip stays a few MP
     scale = view_downsample / zoom  # level-0 px per drawing px
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     grey = cv2.resize(grey, (max(1, round(w * zoom)), max(1, round(h * zoom))),

@@ -231,3 +231,30 @@ def test_neu_images_keep_patches_with_defaults(metal_surface_dir: Path, tmp_path
     assert res.returncode == 0, res.stderr
     ps = PatchSet.read(tmp_path / "inclusion_1.h5")
     assert len(ps) == 1 and ps.columns["label"].tolist() == ["inclusion"]
+
+
+@pytest.mark.slow
+def test_train_on_voc_labelled_patches(metal_surface_dir: Path, tmp_path: Path) -> None:
+    """VOC boxes become per-patch labels, and the shared trainer's patch arm trains on them:
+    accuracy and a confusion matrix per fold."""
+    pytest.importorskip("timm")
+    images = tmp_path / "neu"
+    images.mkdir()
+    for cls in ("inclusion", "patches", "scratches"):
+        for k in (1, 2, 3):
+            for ext in (".jpg", ".xml"):
+                (images / f"{cls}_{k}{ext}").symlink_to(metal_surface_dir / f"{cls}_{k}{ext}")
+    res = run_cli("tile", str(images), "--domain", "metal_surface", "--patch-size", "100",
+                  "--out", str(tmp_path / "tiles"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    labels = PatchSet.read(tmp_path / "tiles" / "inclusion_1.h5").columns["label"]
+    assert set(labels.tolist()) <= {"inclusion", "normal"} and "inclusion" in labels
+    run = tmp_path / "run"
+    res = run_cli("train", "--domain", "metal_surface", "--data", str(tmp_path / "tiles"),
+                  "--out", str(run), "--epochs", "1", "--folds", "2", "--model", "resnet18",
+                  "--batch-size", "8", "--workers", "0", "--device", "cpu", timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "accuracy" in res.stderr + res.stdout and "confusion" in res.stderr + res.stdout
+    assert (run / "fold0" / "confusion.png").is_file() and (run / "metrics.csv").is_file()
+    table = (run / "patches" / "labels.csv").read_text().splitlines()
+    assert table[0] == "image_id,label" and len(table) == 1 + 9 * 4
