@@ -72,7 +72,10 @@ class PatchConfig(_Strict):
         "some patch: the stride is capped at the patch side minus this",
     )
     max_object_mm: float | None = Field(None, gt=0, description="max_object in mm")
-    placement: Literal["grid", "optimal"] = "grid"
+    placement: Literal["grid", "optimal", "border"] = Field(
+        "grid", description="grid: the aligned grid; optimal: the fewest patches covering as "
+        "much; border: the grid plus patches shifted along the foreground's border",
+    )
     min_foreground: float = Field(0.5, ge=0, le=1, description="keep patches with at least this")
     per_region: bool = Field(
         False, description="place each region on its own (a patch never holds two regions)"

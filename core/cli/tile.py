@@ -42,7 +42,7 @@ def tile(
         help="image edge: inside (= skip: whole patches only), pad (the last row/column "
         "overhangs, flagged partial) or shift (the last row/column ends at the edge)")] = None,
     min_foreground: Annotated[float | None, typer.Option(help="minimum foreground fraction")] = None,
-    placement: Annotated[str | None, typer.Option(help="grid or optimal")] = None,
+    placement: Annotated[str | None, typer.Option(help="grid, optimal or border")] = None,
     per_region: Annotated[bool | None, typer.Option(
         "--per-region/--no-per-region",
         help="place each region on its own: no patch holds two regions")] = None,

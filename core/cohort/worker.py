@@ -47,7 +47,7 @@ from gigapatch.cohort.records import (
 )
 from gigapatch.config import Config
 from gigapatch.errors import GigapatchError
-from gigapatch.outputs.run import EMPTY_FRACTION, ConfigRecipe
+from gigapatch.outputs.run import EMPTY_FRACTION, ConfigRecipe, empty_reason
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def tile_one(job: Job, prev: ImageRecord | None = None) -> ImageRecord:
             fg = float(ps.attrs.get("foreground_fraction", 0.0))
             rec.status = "empty" if len(ps) == 0 or fg < EMPTY_FRACTION else "ok"
             if rec.status == "empty":
-                rec.reason = f"almost no foreground ({100 * fg:.3f}% of the image)"
+                rec.reason = empty_reason(ps)
             rec.n_patches, rec.n_regions, rec.foreground_fraction = len(ps), len(ps.regions), fg
             rec.coverage = _float(ps.attrs.get("coverage"))
             rec.overlap = _float(ps.attrs.get("overlap_fraction"))

@@ -153,8 +153,7 @@ def tile_and_write(
         ps.attrs["name"] = image_id
     fg = float(ps.attrs.get("foreground_fraction", 0.0))
     if fg < EMPTY_FRACTION or len(ps) == 0:
-        log.warning("%s: almost no foreground found (%.4f%% of the image); %d patches kept",
-                    ps.image_id, 100 * fg, len(ps))
+        log.warning("%s: %s; %d patches kept", ps.image_id, empty_reason(ps), len(ps))
     ps.attrs["seconds"] = round(time.perf_counter() - t0, 3)
     paths: dict[str, Path] = {}
     if out_dir is not None:
@@ -162,8 +161,18 @@ def tile_and_write(
     return ps, paths
 
 
+def empty_reason(ps: PatchSet) -> str:
+    """Why an image gave (almost) no patches, in words: foreground only in pieces smaller than
+    a patch (the pipeline's ``foreground_note``), else almost no foreground."""
+    note = ps.attrs.get("foreground_note")
+    if note:
+        return str(note)
+    fg = float(ps.attrs.get("foreground_fraction", 0.0))
+    return f"almost no foreground ({100 * fg:.3f}% of the image)"
+
+
 def _with_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return validate(Config, deep_merge(cfg.model_dump(), nest_dotted(overrides)))
 
 
-__all__ = ["ConfigRecipe", "patchset_from", "tile_and_write", "tile_image"]
+__all__ = ["ConfigRecipe", "empty_reason", "patchset_from", "tile_and_write", "tile_image"]

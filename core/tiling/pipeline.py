@@ -22,8 +22,10 @@ from gigapatch.io.image import Image
 from gigapatch.io.resolution import check_mpp
 from gigapatch.plugin.context import ImageContext
 from gigapatch.plugin.manager import get_plugin_manager
+from gigapatch.tiling.border import border_coords
 from gigapatch.tiling.integral import mask_fraction
 from gigapatch.tiling.mask import otsu_mask_for
+from gigapatch.tiling.pieces import small_pieces_note
 from gigapatch.tiling.place import grid_coords, optimal_coords
 from gigapatch.tiling.refine import refine_mask
 from gigapatch.tiling.regions import own_fraction, patch_regions, place_per_region, region_labels
@@ -149,13 +151,21 @@ def place_stage(context: ImageContext, labels: np.ndarray) -> tuple[np.ndarray, 
     assert geom is not None and mask is not None
     dims = context.image.dimensions
     p = cfg.patch
-    if p.per_region:
+    if p.per_region:  # border placement: the per-region grid
+        optimal = p.placement == "optimal"
         return place_per_region(
             labels, len(context.regions), ds, geom.size_level0, geom.stride_level0, dims,
-            placement=p.placement, min_foreground=0.0 if p.placement == "grid" else p.min_foreground,
+            placement="optimal" if optimal else "grid",
+            min_foreground=p.min_foreground if optimal else 0.0,
             edge=p.edge, select_foreground=p.min_foreground,
         )
-    if p.placement == "optimal":
+    if p.placement == "border":
+        avoid = None
+        for m in context.exclusions.values():  # shifted patches keep away from artefacts
+            avoid = m if avoid is None else avoid | m
+        coords = border_coords(mask, ds, geom.size_level0, geom.stride_level0, dims,
+                               min_foreground=p.min_foreground, edge=p.edge, avoid=avoid)
+    elif p.placement == "optimal":
         coords = optimal_coords(
             mask, ds, geom.size_level0, geom.stride_level0, dims, min_foreground=p.min_foreground
         )
@@ -271,6 +281,10 @@ def run_tiling(image: Image, config: Config) -> Tiling:
     attrs = _attrs(image, config, geom, ds, fg_fraction)
     attrs["mpp_warnings"] = "; ".join(warnings)
     attrs["n_regions"] = len(ctx.regions)
+    if not keep.any():  # foreground, but in pieces no patch can keep: say so, not "empty"
+        note = small_pieces_note(ctx.mask, ds, geom.size_level0, config.patch.min_foreground)
+        if note is not None:
+            attrs["foreground_note"] = note
     return Tiling(ctx, coords, region, scores, keep, reason, columns, attrs, warnings)
 
 
