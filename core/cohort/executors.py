@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ from gigapatch.errors import ConfigError
 
 if TYPE_CHECKING:
     from gigapatch.cohort.runner import RunOptions
+
+
+#: seconds a local worker told to stop may take before it is killed
+GRACE = 10.0
 
 
 class InProcess(Executor):
@@ -52,17 +57,29 @@ class Backend:
     kind: str  # "local", "dask" or "in-process"
     client: Any = None
 
-    def stop(self, cancel: bool) -> None:
-        """Shut the executor down; ``cancel``: drop queued calls and interrupt local workers."""
+    def stop(self, cancel: bool, broken: bool = False) -> None:
+        """Shut the executor down; ``cancel``: drop queued calls and interrupt local workers;
+        ``broken``: a local pool one of whose workers died (the others were told to stop).
+        Local workers that do not end within :data:`GRACE` seconds are killed, so that no
+        stuck process can hold the run."""
         if self.kind == "dask":
             self.executor.shutdown(wait=not cancel)
             self.client.close()
             return
-        if cancel and self.kind == "local":
-            for proc in list(getattr(self.executor, "_processes", {}).values()):
+        procs = list(getattr(self.executor, "_processes", {}).values())
+        if cancel:
+            for proc in procs:
                 if proc.is_alive() and proc.pid is not None:
                     os.kill(proc.pid, signal.SIGTERM)  # the worker turns it into Ctrl-C
-        self.executor.shutdown(wait=True, cancel_futures=cancel)
+        if cancel or broken:
+            end = time.monotonic() + GRACE
+            for proc in procs:
+                proc.join(max(0.0, end - time.monotonic()))
+            for proc in procs:
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(1.0)
+        self.executor.shutdown(wait=True, cancel_futures=cancel or broken)
 
 
 def open_backend(options: RunOptions, n_images: int) -> Backend:

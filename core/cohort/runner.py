@@ -290,7 +290,7 @@ def _execute(
             if broken:  # the pool is gone: every job in it comes back
                 broken += list(in_flight.values())
                 in_flight.clear()
-                backend.stop(cancel=False)
+                backend.stop(cancel=False, broken=True)
                 for job in _sort_broken(broken, died, run_id, out):
                     jobs.appendleft(job)
                 for job in [j for j in broken if died.get(j.task.image_id, 0) >= ATTEMPTS]:
