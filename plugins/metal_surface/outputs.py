@@ -109,7 +109,8 @@ def defect_records(context: Any) -> dict[str, np.ndarray] | None:
     if context.config.patch.pixel_size is not None:
         from gigapatch import PixelSize
 
-        pixel = PixelSize(*context.config.patch.pixel_size, "mm")
+        px, py = context.config.patch.pixel_size
+        pixel = PixelSize(float(px), float(py), "mm")
     if pixel is not None:
         mm = pixel.to("mm")
         cols["width_mm"] = ((b[:, 2] - b[:, 0]) * mm.x).astype(np.float32)
