@@ -57,3 +57,23 @@ def test_pooled_quality_weighs_every_kept_patch_once(quality: ModuleType) -> Non
     assert p["tissue_fraction"] == pytest.approx((3 * 0.9 + 97 * 1.0) / 100)
     assert p["pen_bad"] == pytest.approx(1 / 100)
     assert p["blur_bad"] == pytest.approx(2 / 100)
+
+
+def test_pooled_usable_tissue_and_the_stain_of_each_seed(quality: ModuleType) -> None:
+    rows = [
+        {"n_kept": 10.0, "covered_px": 1.0, "target_px": 1.0, "tissue_fraction": 0.9,
+         "pen_bad": 0.0, "blur_bad": 0.0, "usable_covered_px": 110.0, "usable_target_px": 100.0,
+         "usable_precision": 0.9, "overlap": 0.1},
+        {"n_kept": 30.0, "covered_px": 1.0, "target_px": 1.0, "tissue_fraction": 0.9,
+         "pen_bad": 0.0, "blur_bad": 0.0, "usable_covered_px": 290.0, "usable_target_px": 300.0,
+         "usable_precision": 1.0, "overlap": 0.0},
+    ]
+    p = quality.pool(rows)
+    assert p["usable_cover"] == pytest.approx(400 / 400)
+    assert p["usable_precision"] == pytest.approx((10 * 0.9 + 30) / 40)
+    assert p["overlap"] == pytest.approx(1 / 40)
+    assert quality.passes(p, quality.USABLE_TARGETS)
+    hs2p = [{f"hs2p_{k}": v for k, v in r.items()} for r in rows]
+    assert quality.pool(hs2p, "hs2p_") == p
+    assert [quality.stain_for("mixed", s) for s in range(4)] == ["he", "ihc", "he", "ihc"]
+    assert quality.stain_for("ihc", 2) == "ihc"

@@ -48,8 +48,8 @@ def test_tile_every_shared_slide(tiled_all: Path, name: str) -> None:
     w, h = ps.attrs["level0_width"], ps.attrs["level0_height"]
     size = ps.patch_size_level0
     if name == "kidney-48-5.tif":
-        # a ~120 x 50 px fragment, under refine.drop_below (a quarter of a 256 px patch):
-        # loud but valid -- an empty coords file and an "empty" row in the summary
+        # a ~120 x 50 px fragment, smaller than one 256 px patch: loud but valid -- an empty
+        # coords file and an "empty" row in the summary that says so
         assert ps.coords.shape == (0, 2)
         summary = (tiled_all / "summary.csv").read_text()
         assert any("kidney" in ln and ",empty," in ln for ln in summary.splitlines())
