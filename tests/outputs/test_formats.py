@@ -140,7 +140,7 @@ def test_a_domains_own_outputs_come_from_the_cli(
     metal_surface_dir: Path, satellite_dir: Path, tmp_path: Path
 ) -> None:
     """Metal VOC labels and defect records, satellite footprints: switched by --set, no Python."""
-    from conftest import invalid_geojson
+    from helpers_geojson import invalid_geojson
 
     src = tmp_path / "steel"
     src.mkdir()

@@ -117,7 +117,7 @@ def test_every_exported_region_is_valid_and_keeps_its_pixels(tmp_path):
 def test_the_suites_geojson_check_catches_an_invalid_geometry(tmp_path):
     """tests/conftest.py's end-of-session check (every GeoJSON written passes is_valid) can fail.
     (The files are named .json: invalid on purpose, they are not the session's outputs.)"""
-    from conftest import invalid_geojson
+    from helpers_geojson import invalid_geojson
 
     bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [10, 10], [10, 0], [0, 10], [0, 0]]]}
     broken = {"type": "Polygon", "coordinates": [[1, 2]]}
