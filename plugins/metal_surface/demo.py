@@ -10,8 +10,9 @@ pyramidal TIFF with its true defect boxes beside it as a Pascal-VOC XML, then ti
   steel to conveyor outranks every defect in the ``defect`` score, which looks at the whole
   patch; the defects are drawn a patch and a bit away from the edges, so that theirs are kept.
 
-The patches are ranked by their ``defect`` score, so on the overlay the defects are the
-brightest patches (with, at times, a patch on a sliver of the strip's edge). No NEU-DET image
+The patches are ranked by the domain's ``review`` order; ``<id>_review.png`` shows the strip
+with the distance-from-normal heatmap, the kept patches, the defect candidates and the true boxes
+(red) side by side. No NEU-DET image
 ships (they have no open licence).
 """
 
@@ -79,6 +80,8 @@ def run_demo(out: str | Path, size: int = DEFAULT_SIZE, seed: int = 0) -> dict[s
         "h5": Path(stem + ".h5"),
         "table": Path(stem + ".csv"),
         "overlay": Path(stem + "_overlay.png"),
+        "review": Path(stem + "_review.png"),
+        "defects": Path(stem + "_defects.csv"),
         "patches": Path(stem),
         "config": Path(stem + ".yaml"),
         "n_patches": len(ps),
