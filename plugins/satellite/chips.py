@@ -68,9 +68,10 @@ def read_chip(image: RasterioImage, xy: tuple[int, int], level: int, read_size: 
     return raw, valid
 
 
-def bounded_map(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:
-    """``map(fn, items)`` on ``workers`` threads, in order, with at most ``4 x workers``
-    results pending (memory stays bounded); inline for ``workers <= 1``."""
+def bounded_map(fn: Callable[[T], R], items: list[T], workers: int, window: int | None = None
+                ) -> Iterator[R]:
+    """``map(fn, items)`` on ``workers`` threads, in order, with at most ``window`` (default
+    ``4 x workers``) results pending (memory stays bounded); inline for ``workers <= 1``."""
     if workers <= 1:
         yield from map(fn, items)
         return
@@ -79,7 +80,7 @@ def bounded_map(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[
         try:
             for item in items:
                 pending.append(pool.submit(fn, item))
-                if len(pending) >= 4 * workers:
+                if len(pending) >= (window or 4 * workers):
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
@@ -88,19 +89,36 @@ def bounded_map(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[
                 f.cancel()
 
 
-def iter_chips(image: RasterioImage, coords: np.ndarray, level: int, read_size: int, size: int,
-               indexes: tuple[int, ...] | None = None, workers: int = 2,
-               ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """``(index into coords, raw, valid)`` of every chip (see :func:`read_chip`), read on
-    ``workers`` threads in raster order with a bounded window in flight."""
+def for_each_chip(image: RasterioImage, coords: np.ndarray, level: int, read_size: int,
+                  size: int, fn: Callable[[int, np.ndarray, np.ndarray], None],
+                  indexes: tuple[int, ...] | None = None, workers: int = 2) -> None:
+    """Call ``fn(index into coords, raw, valid)`` for every chip (see :func:`read_chip`), in
+    the reading threads.
+
+    The chips are grouped by the row of stored tiles their top-left lies in, tile by tile within
+    a group (so a few decoded tiles are all GDAL needs to keep), and each group is read by one thread on one dataset handle: GDAL caches decoded
+    tiles per handle, so a tile shared by neighbouring chips is decoded once (chips dealt one by
+    one to two threads would decode it twice). At most ``workers + 1`` groups are in flight and
+    ``fn`` holds no chip: memory stays flat in the number of chips."""
     c = np.asarray(coords, np.int64).reshape(-1, 2)
+    if len(c) == 0:
+        return
+    tile_h, tile_w = image.block_shape(level)
+    ds = image.level_downsamples[level]
+    band = np.floor(c[:, 1] / ds).astype(np.int64) // max(1, tile_h)
+    column = np.floor(c[:, 0] / ds).astype(np.int64) // max(1, tile_w)
+    order = np.lexsort((c[:, 0], c[:, 1], column, band))  # a tile's chips one after the other
+    cuts = np.flatnonzero(np.diff(band[order])) + 1
+    groups = [g.tolist() for g in np.split(order, cuts)]
 
-    def one(i: int) -> tuple[int, np.ndarray, np.ndarray]:
-        raw, valid = read_chip(image, (int(c[i, 0]), int(c[i, 1])), level, read_size, size,
-                               indexes)
-        return i, raw, valid
+    def one(group: list[int]) -> None:
+        for i in group:
+            raw, valid = read_chip(image, (int(c[i, 0]), int(c[i, 1])), level, read_size, size,
+                                   indexes)
+            fn(i, raw, valid)
 
-    yield from bounded_map(one, np.lexsort((c[:, 0], c[:, 1])).tolist(), workers)
+    for _ in bounded_map(one, groups, workers, window=workers + 1):
+        pass
 
 
 def read_chips(image: RasterioImage, coords: np.ndarray, size: int, level: int = 0,
@@ -110,8 +128,11 @@ def read_chips(image: RasterioImage, coords: np.ndarray, size: int, level: int =
     c = np.asarray(coords, np.int64).reshape(-1, 2)
     n_bands = len(indexes) if indexes else image.count
     out = np.empty((len(c), n_bands, size, size), image.dtype)
-    for i, raw, _ in iter_chips(image, c, level, size, size, indexes, workers):
+
+    def store(i: int, raw: np.ndarray, _: np.ndarray) -> None:
         out[i] = raw
+
+    for_each_chip(image, c, level, size, size, store, indexes, workers)
     return out
 
 
@@ -193,13 +214,11 @@ def write_chips(image: RasterioImage, coords: np.ndarray, geometry: Any, out_dir
     stage.mkdir(parents=True)
     paths: list[Path] = [out_dir / f"{x}_{y}.tif" for x, y in c.tolist()]
     try:
-        def write(i: int) -> None:
-            raw, valid = read_chip(image, (int(c[i, 0]), int(c[i, 1])), geometry.level,
-                                   geometry.read_size, geometry.size)
+        def write(i: int, raw: np.ndarray, valid: np.ndarray) -> None:
             write_chip(stage / paths[i].name, raw, valid, t[i], profile, desc, ci)
 
-        for _ in bounded_map(write, np.lexsort((c[:, 0], c[:, 1])).tolist(), workers):
-            pass
+        for_each_chip(image, c, geometry.level, geometry.read_size, geometry.size, write,
+                      None, workers)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(stage, out_dir)
@@ -209,4 +228,4 @@ def write_chips(image: RasterioImage, coords: np.ndarray, geometry: Any, out_dir
     return paths
 
 
-__all__ = ["bounded_map", "iter_chips", "read_chip", "read_chips", "write_chip", "write_chips"]
+__all__ = ["bounded_map", "for_each_chip", "read_chip", "read_chips", "write_chip", "write_chips"]
