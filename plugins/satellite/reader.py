@@ -16,7 +16,7 @@
   valid from no-data; pixels outside the raster read as white, as for every :class:`Image`.
 * Reads of several threads run in parallel: every thread borrows its own dataset handle
   (GDAL handles are not thread-safe), instead of one lock serialising every read. GDAL's block
-  cache is capped at 128 MB (unless ``GDAL_CACHEMAX`` is set), so memory stays flat.
+  cache is capped at 64 MB (unless ``GDAL_CACHEMAX`` is set), so memory stays flat.
 * ``mpp`` is None (no microscope): ``properties["pixel_size_m"]`` is the pixel size in metres
   (and ``mpp_x`` / ``mpp_y`` the pitch in microns, the core's physical pixel size), with
   ``crs``, ``transform`` and ``bounds``.
@@ -50,7 +50,7 @@ VALID_FRACTION = 0.5
 
 #: GDAL's block cache (MB) while no GDAL_CACHEMAX is set: GDAL's own default, 5 % of the RAM,
 #: lets a 40,000 px COG's decoded tiles grow a process by a gigabyte
-GDAL_CACHE_MB = 128
+GDAL_CACHE_MB = 64
 
 
 def bound_gdal_cache() -> None:
@@ -59,7 +59,7 @@ def bound_gdal_cache() -> None:
     if "GDAL_CACHEMAX" not in os.environ:
         from rasterio.env import set_gdal_config
 
-        set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_MB)
+        set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_MB << 20)  # bytes (a small number is too)
 
 
 class RasterioImage(Image):
