@@ -52,8 +52,19 @@ def acquisition_time(image: RasterioImage) -> tuple[dt.datetime, str]:
 def write_stac(out_dir: Path, image: RasterioImage, patchset: Any, chips: list[Path] | None,
                edge: str) -> Path:
     """Write the catalog of ``patchset``'s kept patches into ``out_dir``; returns the path of
-    its ``catalog.json``. ``chips``: the GeoTIFF chip of each patch (same order), or None."""
-    import pystac
+    its ``catalog.json``. ``chips``: the GeoTIFF chip of each patch (same order), or None.
+
+    Raises
+    ------
+    ConfigError : pystac is not installed (one line).
+    """
+    try:
+        import pystac
+    except ImportError:
+        from gigapatch import ConfigError
+
+        raise ConfigError("plugin.satellite.stac needs pystac (pip install "
+                          "'gigapatch[satellite]')") from None
 
     ps = patchset
     c = np.asarray(ps.coords, np.int64).reshape(-1, 2)
