@@ -20,9 +20,9 @@ import numpy as np
 
 from gigapatch.tiling.coverage import box_counts
 from gigapatch.tiling.integral import grid_box_sums, integral_table, mask_fraction
-from gigapatch.tiling.place import axis_positions, grid_coords
+from gigapatch.tiling.place import grid_coords
 
-#: lattice steps per patch side at most (the lattice is never finer than a mask pixel)
+#: lattice steps per patch side at most (the lattice is never finer than two mask pixels)
 STEPS = 8
 #: least new (uncovered) foreground, as a share of the patch, for a shifted patch
 MIN_GAIN = 0.1
@@ -61,8 +61,20 @@ def _paint(shape: tuple[int, int], coords: np.ndarray, size: int, ds: float) -> 
 
 def _lattice_shares(table: np.ndarray, xs: np.ndarray, ys: np.ndarray, size: int,
                     ds: float) -> np.ndarray:
-    """(ny, nx) float32 share of each lattice patch covered by the mask behind ``table``."""
+    """(ny, nx) float32 share of each lattice patch covered by the mask behind ``table``: exact
+    sums of the table's corners where the lattice falls on mask pixel edges, else area-weighted
+    (:func:`~gigapatch.tiling.integral.grid_box_sums`)."""
     area = (size / ds) ** 2
+    cx0, cx1, cy0, cy1 = xs / ds, (xs + size) / ds, ys / ds, (ys + size) / ds
+    edges = np.concatenate([cx0, cx1, cy0, cy1])
+    if np.array_equal(edges, np.round(edges)):  # on pixel edges: four gathers, no interpolation
+        h, w = table.shape[0] - 1, table.shape[1] - 1
+        x0, x1 = np.clip(cx0, 0, w).astype(np.intp), np.clip(cx1, 0, w).astype(np.intp)
+        y0 = np.clip(cy0, 0, h).astype(np.intp)[:, None]
+        y1 = np.clip(cy1, 0, h).astype(np.intp)[:, None]
+        t = table  # exact integer sums
+        sums = t[y1, x1] - t[y0, x1] - t[y1, x0] + t[y0, x0]
+        return (sums / area).astype(np.float32)
     out = np.empty((len(ys), len(xs)), np.float32)
     for s in range(0, len(ys), _ROW_BLOCK):
         yb = ys[s : s + _ROW_BLOCK]
@@ -97,7 +109,7 @@ def border_coords(
     min_foreground : foreground share a patch needs to count as covering its foreground (the
         grid's cells) and to be added (shifted patches).
     edge : the grid's edge rule (:func:`~gigapatch.tiling.place.grid_coords`).
-    steps : lattice steps per patch side (capped so a step is at least one mask pixel;
+    steps : lattice steps per patch side (capped so a step is at least two mask pixels;
         default :data:`STEPS`).
     min_gain : least uncovered foreground, as a share of the patch, a shifted patch must add
         (default :data:`MIN_GAIN`).
@@ -122,7 +134,7 @@ def border_coords(
     grid = grid_coords(m, ds, size, int(stride_level0), dims, min_foreground=0.0, edge=edge)
     if len(grid) == 0 or rounds < 1:
         return grid
-    steps = max(1, min(int(steps), int(np.ceil(size / ds))))
+    steps = max(1, min(int(steps), int(size / (2 * ds))))  # a step of 2 mask px or more
     w0, h0 = int(dims[0]), int(dims[1])
     xs, ys = lattice_positions(w0, size, steps), lattice_positions(h0, size, steps)
     if len(xs) == 0 or len(ys) == 0:

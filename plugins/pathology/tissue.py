@@ -9,7 +9,11 @@ Starts from gigapatch's Otsu-on-saturation idea and fixes what goes wrong on rea
   because the strong threshold is capped a fixed margin above the glass, not left at Otsu's
   split between glass and the darkest tissue;
 - grey dust and dark debris: never tissue (unsaturated, or darker than stained tissue gets);
-- marker ink: removed (see :func:`gigapatch_pathology.ink.pen_mask`).
+- marker ink: removed (see :func:`gigapatch_pathology.ink.pen_mask`);
+- IHC: a slide without eosin (colour deconvolution of its stained pixels,
+  :attr:`gigapatch_pathology.view.ViewStats.eosin`) may carry only a pale, greyish
+  haematoxylin counterstain and DAB; there a pixel is weak stain also by its optical density
+  above the glass's, when it is not neutral (:func:`gigapatch_pathology.view.dense_stain`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from .ink import (
 )
 from .settings import settings
 from .view import (
-    DENSITY_CHROMA,
     DENSITY_MARGIN,
     GREY_WEIGHTS,
     ViewStats,
@@ -74,8 +77,8 @@ def tissue_mask(
     3. on a slide without eosin (IHC, :attr:`~gigapatch_pathology.view.ViewStats.eosin`),
        whose counterstain can be pale and nearly grey, a pixel is weak too when its optical
        density (sum of R, G, B) is ``density_margin`` above the glass's
-       (:func:`~gigapatch_pathology.view.glass_density`) and not neutral (max - min channel
-       density above :data:`DENSITY_CHROMA` x the sum: dust, smudges and shading are grey),
+       (:func:`~gigapatch_pathology.view.glass_density`) and not neutral
+       (:func:`~gigapatch_pathology.view.dense_stain`: dust, smudges and shading are grey),
        however bright;
     4. tissue = weak components that contain a strong pixel (hysteresis);
     5. edge pixels less saturated than ``edge_ratio`` x the tissue next to them are mostly glass
@@ -175,7 +178,7 @@ def _tissue_planes(
         grey = f @ GREY_WEIGHTS
         s *= 255.0
         debris = (grey < dark_grey) & (s < 0.3 * 255)  # black and unsaturated: not stain
-        if dense is not None:
+        if dense is not None and od_t is not None:
             dense[y0:y1] = dense_stain(f, mms, od_t) & ~debris
         del f, mms
         sat[y0:y1] = s
