@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -360,14 +361,30 @@ def init_pool_worker() -> None:
     for noisy in ("tifffile", "rasterio", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     logging.captureWarnings(True)
+    sys.unraisablehook = _unraisable
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
 
 
+#: seconds an interrupted pool worker has to clean up before it ends regardless
+CLEAN_UP_S = 5.0
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    if _BUSY.is_set():
-        raise KeyboardInterrupt
-    os._exit(128 + signum)
+    if not _BUSY.is_set():
+        os._exit(128 + signum)
+    # a KeyboardInterrupt that lands in a finaliser is swallowed by the interpreter: end the
+    # process anyway once the image had time to clean up
+    fallback = threading.Timer(CLEAN_UP_S, os._exit, args=(128 + signum,))
+    fallback.daemon = True
+    fallback.start()
+    raise KeyboardInterrupt
+
+
+def _unraisable(info: Any) -> None:
+    """Not a second traceback on the terminal for the Ctrl-C a finaliser swallowed."""
+    if not isinstance(info.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(info)
 
 
 __all__ = ["ImageTimeout", "Job", "Outcome", "deadline", "init_pool_worker", "output_hash",
