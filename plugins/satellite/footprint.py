@@ -5,7 +5,10 @@ The view's valid fraction (computed once, on an overview) gives every patch's no
 exactly where the patch lies wholly inside or outside the footprint; along its edge an overview
 pixel mixes data and no-data (and a nodata-aware overview calls it valid when any pixel under
 it is), so the patches whose estimate is strictly between 0 and 1 are read again, their valid
-mask only, at the coarsest level that still gives :data:`MIN_SIDE` px across a patch. The
+mask only: at the coarsest level that still gives :data:`MIN_SIDE` px across a patch when the
+estimate is within :data:`NEAR` of ``plugin.satellite.max_nodata`` (where the rule's decision
+needs it), at one that gives :data:`COARSE_SIDE` px for the others (their value and ``partial``
+flag). The
 fractions are of the part of a patch inside the raster: a patch that reaches past the raster's
 edge (``patch.edge: pad``, a raster smaller than a patch) is judged on the data it holds, and
 flagged ``partial`` (its chip is padded with the no-data value).
@@ -21,17 +24,22 @@ from gigapatch import ImageContext, mask_fraction
 
 from .masks import valid_fraction
 from .reader import RasterioImage
+from .settings import settings
 
-#: pixels across a patch at the level the footprint's edge patches are measured on
+#: pixels across a patch at the level the footprint's edge patches near the no-data bar are
+#: measured on, and the others
 MIN_SIDE = 64
+COARSE_SIDE = 16
+#: an estimate this close to ``max_nodata`` is measured at :data:`MIN_SIDE`
+NEAR = 0.2
 
 
-def measure_level(image: RasterioImage, size_level0: int) -> int:
-    """The coarsest level with at least :data:`MIN_SIDE` px across a patch of
-    ``size_level0`` level-0 px (level 0 when none is that fine)."""
+def measure_level(image: RasterioImage, size_level0: int, side: int = MIN_SIDE) -> int:
+    """The coarsest level with at least ``side`` px across a patch of ``size_level0`` level-0
+    px (level 0 when none is that fine)."""
     best = 0
     for k, d in enumerate(image.level_downsamples):
-        if size_level0 / d >= MIN_SIDE and d >= image.level_downsamples[best]:
+        if size_level0 / d >= side and d >= image.level_downsamples[best]:
             best = k
     return best
 
@@ -48,10 +56,10 @@ def inside_fraction(coords: np.ndarray, size_level0: int, dims: tuple[int, int])
 
 
 def measured_nodata(image: RasterioImage, coords: np.ndarray, size_level0: int,
-                    workers: int = 2) -> np.ndarray:
+                    workers: int = 2, side: int = MIN_SIDE) -> np.ndarray:
     """(N,) float32 no-data share of the part of each patch inside the raster, read at
-    :func:`measure_level`."""
-    level = measure_level(image, size_level0)
+    :func:`measure_level` (``side`` px across a patch)."""
+    level = measure_level(image, size_level0, side)
     ds = image.level_downsamples[level]
     n = max(1, int(round(size_level0 / ds)))
     rgb = image.roles.rgb
@@ -88,10 +96,14 @@ def nodata_fractions(context: ImageContext, coords: np.ndarray) -> np.ndarray:
     known: dict[tuple[int, int], float] = context.plugin_cache("satellite").setdefault(
         "measured_nodata", {})
     edge = np.flatnonzero((est > 1e-6) & (est < 1 - 1e-6))
+    limit = settings(context.config).max_nodata
     todo = [i for i in edge.tolist() if (int(c[i, 0]), int(c[i, 1])) not in known]
-    if todo:
-        got = measured_nodata(image, c[todo], size0, context.config.score.workers)
-        known.update({(int(c[i, 0]), int(c[i, 1])): float(v) for i, v in zip(todo, got)})
+    near = [i for i in todo if abs(float(est[i]) - limit) < NEAR]
+    far = [i for i in todo if abs(float(est[i]) - limit) >= NEAR]
+    for group, side in ((near, MIN_SIDE), (far, COARSE_SIDE)):
+        if group:
+            got = measured_nodata(image, c[group], size0, context.config.score.workers, side)
+            known.update({(int(c[i, 0]), int(c[i, 1])): float(v) for i, v in zip(group, got)})
     for i in edge.tolist():
         est[i] = known[(int(c[i, 0]), int(c[i, 1]))]
     return est
@@ -106,5 +118,5 @@ def partial_patches(context: ImageContext, coords: np.ndarray) -> np.ndarray:
     return (f < 1 - 1e-6) & (out | (f > 1e-6))
 
 
-__all__ = ["MIN_SIDE", "inside_fraction", "measure_level", "measured_nodata", "nodata_fractions",
+__all__ = ["COARSE_SIDE", "MIN_SIDE", "NEAR", "inside_fraction", "measure_level", "measured_nodata", "nodata_fractions",
            "partial_patches"]

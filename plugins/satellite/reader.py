@@ -433,11 +433,16 @@ class RasterioImage(Image):
             lo = self._stretch[:, 0].reshape(3, 1, 1).astype(np.float32)
             k = (255.0 / (self._stretch[:, 1] - self._stretch[:, 0])).reshape(3, 1, 1)
             f = (raw3.astype(np.float32) - lo) * k.astype(np.float32)
-            rgb = np.clip(np.nan_to_num(f, nan=0.0) + 0.5, 0, 255).astype(np.uint8)
         elif raw3.dtype == np.uint8:
+            f = None
+        else:
+            f = raw3.astype(np.float32)
+        if f is None:
             rgb = raw3.copy()
         else:
-            rgb = np.clip(np.nan_to_num(raw3.astype(np.float32)) + 0.5, 0, 255).astype(np.uint8)
+            if raw3.dtype.kind == "f":  # (NaN is never valid: any value will do there)
+                f = np.nan_to_num(f, nan=0.0)
+            rgb = np.clip(f + 0.5, 0, 255).astype(np.uint8)
         rgb = np.ascontiguousarray(rgb.transpose(1, 2, 0))
         rgb[~valid] = 0
         rgb[valid & (rgb.max(axis=2) == 0)] = 1

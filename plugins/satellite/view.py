@@ -60,21 +60,25 @@ def lowres_view(image: RasterioImage, downsample: float) -> tuple[np.ndarray, di
         y1 = max(y0 + 1, min(lh, round((oy + oh) * downsample / lds)))
         raw, valid, _ = image.read_bands((0, math.ceil(y0 * lds)), level, (lw, y1 - y0), uniq)
         vf = valid.astype(np.float32)
-        band = np.nan_to_num(raw.astype(np.float32)) * vf[None]
+        band = raw.astype(np.float32)
+        if raw.dtype.kind == "f":  # (integers hold no NaN)
+            band = np.nan_to_num(band)
+        band *= vf[None]
         stack = np.concatenate([band.transpose(1, 2, 0), vf[..., None]], axis=2)
         small = _area_resize(stack, out_w, oh)
         sums[oy : oy + oh] = small[..., :-1]
         frac[oy : oy + oh] = small[..., -1]
     nodata = frac <= 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = sums / frac[..., None]  # raw band values averaged over the valid pixels
-    mean[nodata] = np.nan
+    # raw band values averaged over the valid pixels (0 where none is: drawn black, NaN below)
+    mean = sums / np.maximum(frac, 1e-12)[..., None]
     scale, offset = image.reflectance
     extras: dict[str, np.ndarray] = {"valid": np.clip(frac, 0, 1), "nodata": nodata}
     for name, p in zip(names, pos):
-        extras[name] = mean[..., p] * np.float32(scale) + np.float32(offset)
-    rgb_raw = np.nan_to_num(mean[..., [pos[0], pos[1], pos[2]]]).transpose(2, 0, 1)
-    rgb = image.to_rgb8(rgb_raw.astype(np.float32), ~nodata)
+        refl = mean[..., p] * np.float32(scale) + np.float32(offset)
+        refl[nodata] = np.nan
+        extras[name] = refl
+    rgb_raw = mean[..., [pos[0], pos[1], pos[2]]].transpose(2, 0, 1)
+    rgb = image.to_rgb8(rgb_raw, ~nodata)
     return rgb, extras
 
 

@@ -3,6 +3,7 @@ PROVENANCE.md): routing, band roles, no-data sources, the display stretch, raw b
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -310,7 +311,16 @@ def test_reads_from_threads_run_on_their_own_handles(sat: Path) -> None:
         one = [img.read_bands(c, 0, (256, 256))[0] for c in coords]
         with ThreadPoolExecutor(4) as pool:
             many = list(pool.map(lambda c: img.read_bands(c, 0, (256, 256))[0], coords))
-        assert img._handles is not None and len(img._handles._all) >= 2  # not one locked handle
+        barrier = threading.Barrier(2)
+
+        def hold(_: int) -> int:
+            with img.borrow(0) as ds:  # two threads at once: two handles, not one locked
+                barrier.wait(timeout=30)
+                return id(ds)
+
+        with ThreadPoolExecutor(2) as pool:
+            held = list(pool.map(hold, range(2)))
+        assert held[0] != held[1]
     for a, b in zip(one, many):
         np.testing.assert_array_equal(a, b)
 
