@@ -6,7 +6,9 @@ most, or ``normal``). Every patch of those tables (kept, or dropped only by ``to
 ``top_percent``) is written as an 8-bit picture under ``<out>/patches/`` with a ``labels.csv``
 (classes sorted, ``normal`` first), and the core's trainer runs its ``patch`` arm on them
 (stratified K-fold, accuracy per epoch in ``metrics.csv``, a confusion matrix per fold); the
-accuracy and confusion matrix of each fold's best epoch are logged at the end.
+accuracy and confusion matrix of each fold's best epoch are logged at the end. A ``--data``
+folder without labelled tables (e.g. class folders already turned into ``labels.csv`` +
+``images/``) goes to the generic trainer.
 """
 
 from __future__ import annotations
@@ -80,8 +82,8 @@ def build_patch_folder(data: Path, out: Path) -> tuple[Path, list[str]]:
 @hookimpl
 def gigapatch_train(config: dict[str, Any], data: Path, out: Path, domain: str | None) -> dict[str, Any] | None:
     """Train on the labelled patches of a metal_surface tiling (see the module docstring)."""
-    if domain != DOMAIN:
-        return None
+    if domain != DOMAIN or not patch_table(Path(data)):
+        return None  # not a labelled tiling: the generic trainer (labels.csv + images/) runs
     from gigapatch.training import train
 
     out = Path(out)
