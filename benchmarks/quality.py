@@ -28,8 +28,9 @@ true tissue not under ink, not blurred; :func:`gigapatch_pathology.truth.usable_
   blur: blur>50% (<= 1 %); ovl: share of the kept area covered twice (shifted patches overlap)
 
 ``--hs2p`` also runs hs2p 6.1.0 (its own venv, benchmarks/.venv-ref, as benchmarks/run.py
-does: ``tile_slide`` with its defaults, OpenSlide backend, tiles of the slide's own spacing and
-gigapatch's patch size) on the same slides, written as pyramidal TIFFs (JPEG q90) that gigapatch
+does: ``tile_slide`` with its defaults -- a tile needs 1 % tissue, ``--hs2p-min-tissue`` sets
+another share --, OpenSlide backend, tiles of the slide's own spacing and gigapatch's patch
+size) on the same slides, written as pyramidal TIFFs (JPEG q90) that gigapatch
 then tiles too (``--tiff`` does that without hs2p), and prints its figures beside ours.
 
 Run ``python benchmarks/quality.py --seeds 100-109 --sizes 8192x6144,16384x12288``.
@@ -64,15 +65,20 @@ TEXTURE = TEXTURES["cmu"]
 STAINS = ("he", "ihc", "mixed")
 
 HS2P_SCRIPT = """
-import json, sys
+import dataclasses, json, sys
 from pathlib import Path
 from hs2p import SegmentationConfig, SlideSpec, TilingConfig, tile_slide
+from hs2p.configs.models import DEFAULT_MASK_SAMPLING
 slide, spacing, size = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+masks = DEFAULT_MASK_SAMPLING
+if sys.argv[4]:  # the tissue share a tile needs (hs2p's own default otherwise)
+    masks = dataclasses.replace(masks, min_coverage={"tissue": float(sys.argv[4])})
 res = tile_slide(
     SlideSpec(sample_id=slide.stem, image_path=slide),
     tiling=TilingConfig(backend="openslide", mask_backend="openslide", requested_spacing_um=spacing,
                         requested_tile_size_px=size, tolerance=0.05, overlap=0.0),
     segmentation=SegmentationConfig(method="hsv"),
+    masks=masks,
 )
 t = res.tiles
 print(json.dumps({"x": [int(v) for v in t.x], "y": [int(v) for v in t.y],
@@ -171,15 +177,16 @@ def find_hs2p() -> str | None:
     return str(py) if r.returncode == 0 else None
 
 
-def run_hs2p(python: str, row: dict[str, Any], size: tuple[int, int], mpp: float = 0.5
-             ) -> dict[str, float]:
+def run_hs2p(python: str, row: dict[str, Any], size: tuple[int, int], mpp: float = 0.5,
+             min_tissue: float | None = None) -> dict[str, float]:
     """hs2p on ``row``'s TIFF, scored like ours (:func:`truth_metrics`); the keys prefixed
-    ``hs2p_``."""
+    ``hs2p_``. ``min_tissue``: the tissue share hs2p's tiles need (None: hs2p's default)."""
     from gigapatch_pathology.synth import truth_metrics
 
     t0 = time.perf_counter()
     r = subprocess.run([python, "-c", HS2P_SCRIPT, str(row["tiff"]), str(mpp),
-                        str(row["size_level0"])], capture_output=True, text=True)
+                        str(row["size_level0"]), "" if min_tissue is None else str(min_tissue)],
+                       capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(f"hs2p failed on {row['tiff']}: {r.stderr.strip().splitlines()[-1:]}")
@@ -277,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="tile the slides written as pyramidal TIFFs (JPEG q90), not in memory")
     ap.add_argument("--hs2p", action="store_true",
                     help="run hs2p (benchmarks/.venv-ref) on the same TIFFs, beside gigapatch")
+    ap.add_argument("--hs2p-min-tissue", type=float, default=None,
+                    help="tissue share hs2p's tiles need (default: hs2p's own, 0.01)")
     args = ap.parse_args(argv)
     from gigapatch import load_config
 
@@ -304,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         m = run_one(seed, size, texture, cfg, args.style, stain, args.cache,
                     tiff=bool(hs2p) or args.tiff)
         if hs2p:
-            m.update(run_hs2p(hs2p, m, size))
+            m.update(run_hs2p(hs2p, m, size, min_tissue=args.hs2p_min_tissue))
         del m["truth"]
         m.update(texture=name, stain=stain, size=f"{size[0]}x{size[1]}")
         rows.append(m)

@@ -9,7 +9,10 @@ foreground *not yet covered* by the grid's passing cells (or by patches added be
 least ``min_gain`` of the patch. They are chosen in rounds, each vectorised over the lattice:
 a position is taken when its new foreground is the largest within one patch side of it (so
 the patches taken in one round never overlap each other), then the covered foreground is
-updated and the next round looks again. Added patches may overlap the grid's cells.
+updated and the next round looks again. Added patches may overlap the grid's cells. With
+artefacts to avoid (marker ink), a shifted patch holds little of them, and a grid cell holding
+more counts as covering nothing: the pen rule will reject it, and the tissue beside the stroke
+is then taken by patches shifted off it.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ STEPS = 8
 MIN_GAIN = 0.1
 #: rounds of choices at most
 ROUNDS = 6
-#: most of a shifted patch on the artefacts to avoid (marker ink: a patch with more than
-#: 5 % is rejected, and a patch shifted flush against a stroke would often be)
-MAX_AVOID = 0.03
+#: most of a shifted patch on the artefacts to avoid, grown by ``AVOID_GROW`` mask pixels
+#: (marker ink: the ink a coarse mask misses lies along its edge, and a patch shifted flush
+#: against a stroke would often hold more than the pen rule allows)
+MAX_AVOID = 0.0
+AVOID_GROW = 1
+#: a grid cell with more of the artefacts than this counts as covering nothing
+PASS_AVOID = 0.03
 #: lattice rows evaluated at a time (bounds memory on huge images)
 _ROW_BLOCK = 128
 
@@ -115,8 +122,10 @@ def border_coords(
         (default :data:`MIN_GAIN`).
     rounds : rounds of choices at most (see the module; default :data:`ROUNDS`).
     avoid : (h, w) bool on the mask's grid (artefacts: marker ink...), or None: a shifted patch
-        holds at most ``max_avoid`` (default :data:`MAX_AVOID`) of it (the grid's cells are not
-        checked: the selection rules judge them).
+        holds at most ``max_avoid`` (default :data:`MAX_AVOID`) of it grown by
+        :data:`AVOID_GROW` mask pixels, and a grid cell holding more than :data:`PASS_AVOID`
+        of it is not counted as covering its foreground (it stays a candidate: the selection
+        rules judge it).
 
     Returns
     -------
@@ -145,14 +154,20 @@ def border_coords(
     ys = ys[(ys + size > rows[0] * ds) & (ys < (rows[-1] + 1) * ds)]
     if len(xs) == 0 or len(ys) == 0:
         return grid
-    passing = grid[mask_fraction(m, grid, size, ds) >= min_foreground]
+    passing = mask_fraction(m, grid, size, ds) >= min_foreground
     eligible = _lattice_shares(integral_table(m), xs, ys, size, ds) >= min_foreground
     if avoid is not None and np.any(avoid):
-        on = _lattice_shares(integral_table(np.asarray(avoid, bool)), xs, ys, size, ds)
-        eligible &= on <= max_avoid
+        a = np.asarray(avoid, bool)
+        near = a
+        if AVOID_GROW > 0:
+            k = np.ones((2 * AVOID_GROW + 1, 2 * AVOID_GROW + 1), np.uint8)
+            near = cv2.dilate(a.view(np.uint8), k).astype(bool)
+        eligible &= _lattice_shares(integral_table(near), xs, ys, size, ds) <= max_avoid
+        # a cell on the artefact will likely be rejected: its foreground is not covered
+        passing &= mask_fraction(a, grid, size, ds) <= PASS_AVOID
     if not eligible.any():
         return grid
-    covered = _paint(m.shape, passing, size, ds)
+    covered = _paint(m.shape, grid[passing], size, ds)
     # ties go to the earlier position (row-major): a tiny, strictly decreasing bonus
     order = np.arange(eligible.size, dtype=np.float64).reshape(eligible.shape)
     bonus = (1.0 - order / eligible.size) * 1e-6
