@@ -86,6 +86,8 @@ def make_table(results: list[dict[str, Any]], python_start: float,
         two("gp_extract_wall", "gp_extract_rss", "{:.2f}", n0))
     row("placement at the config min_foreground: grid patches / coverage", two("grid_n", "grid_cov", n0, "{:.4f}"))
     row("  optimal placement: patches / coverage", two("opt_n", "opt_cov", n0, "{:.4f}"))
+    row("  border placement (the default): patches / coverage",
+        two("border_n", "border_cov", n0, "{:.4f}"))
     row("optimal: fewer patches than grid, %",
         lambda r: _f(100 * (1 - r["opt_n"] / r["grid_n"])
                      if r.get("grid_n") and r.get("opt_n") is not None else None, "{:.1f}"),

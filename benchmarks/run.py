@@ -291,14 +291,14 @@ def child_inprocess(slide: Path, out: Path, workers: int, checks: int,
     base = {"score.sharpness": False, "output.overlay": False}
     cfg = load_config(domain="pathology", file=config, overrides=base)
     sets: dict[str, Any] = {}
-    for placement in ("grid", "optimal"):
+    for placement in ("grid", "optimal", "border"):  # border: the pathology default
         try:
             c = load_config(domain="pathology", file=config,
                             overrides={**base, "patch.placement": placement})
             t0 = time.perf_counter()
             ps = tile_image(slide, c)
             res[f"tile_{placement}_s"] = time.perf_counter() - t0
-            key = "grid" if placement == "grid" else "opt"
+            key = {"grid": "grid", "optimal": "opt", "border": "border"}[placement]
             res[f"{key}_n"] = len(ps)
             res[f"{key}_cov"] = float(ps.attrs.get("coverage", np.nan))
             sets[key] = ps.coords

@@ -312,7 +312,7 @@ def place_per_region(
     *,
     placement: Literal["grid", "optimal"] = "grid",
     min_foreground: float = 0.0,
-    edge: Literal["inside", "pad"] = "inside",
+    edge: Literal["inside", "pad", "shift"] = "inside",
     select_foreground: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Place patches region by region, so that no patch is shared by two regions.
@@ -334,7 +334,8 @@ def place_per_region(
     size_level0, stride_level0 : patch side and step in level-0 px.
     dims : (width, height) of level 0.
     placement, min_foreground, edge : as ``patch.placement``, ``patch.min_foreground`` and
-        ``patch.edge`` (``edge`` applies to ``"grid"``).
+        ``patch.edge`` (``edge`` applies to ``"grid"``; ``"shift"`` is ``"inside"`` here: a
+        region's grid anchored at its far corner already ends at the region's edge).
     select_foreground : the fraction a patch will need to be kept (default ``min_foreground``):
         what the anchor and the grid-or-optimal choice are judged on.
 
@@ -353,7 +354,7 @@ def place_per_region(
     owner: list[np.ndarray] = [np.zeros(0, np.int32)]
     for k in np.flatnonzero(boxes[:, 2] > boxes[:, 0]):
         view = _view(labels, int(k), boxes[k], size / ds)
-        grid_edge = "inside" if placement == "optimal" else edge
+        grid_edge = "inside" if placement == "optimal" or edge == "shift" else edge
         cand = _anchored_grid(view, boxes[k], ds, size, stride, dims, grid_edge, min_foreground,
                               select)
         if placement == "optimal":

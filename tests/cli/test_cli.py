@@ -87,8 +87,15 @@ def test_summary_and_mpp_recorded(tiled_all: Path) -> None:
     row = rows["CMU-1-Small-Region.svs"]
     cov = coverage_report(ps.mask, ps.mask_downsample, ps.coords, ps.patch_size_level0)
     assert float(row["coverage"]) == pytest.approx(cov["coverage"], abs=1e-6)
-    assert 0.0 < float(row["coverage"]) < 1.0  # min_foreground 0.8 drops the border patches
-    assert float(row["overlap"]) == 0.0  # a grid with stride == size never overlaps
+    assert 0.0 < float(row["coverage"]) < 1.0  # min_foreground drops patches on little tissue
+    # pathology's border placement: the aligned grid (stride == size, never overlapping itself)
+    # plus patches shifted onto the border, which overlap it; the summary reports that overlap
+    assert float(row["overlap"]) == pytest.approx(cov["overlap"], abs=1e-6)
+    aligned = (ps.coords % ps.patch_size_level0 == 0).all(axis=1)
+    assert 0 < aligned.sum() < len(ps)
+    grid_only = coverage_report(ps.mask, ps.mask_downsample, ps.coords[aligned],
+                                ps.patch_size_level0)
+    assert grid_only["overlap"] == 0.0 < float(row["overlap"]) < 0.5
 
 
 def _assert_one_line_error(res: subprocess.CompletedProcess, needle: str) -> None:

@@ -24,7 +24,7 @@ from helpers_cli import run_cli
 from helpers_paths import BENCHMARKS
 
 #: slide sides: patch counts from under 10 to over 40, so that a text sort ("10" < "9") shows
-SIDES = {"slide-a": 1400, "slide-b": 3000, "slide-c": 2600, "slide-d": 2000, "slide-e": 4000}
+SIDES = {"slide-a": 1000, "slide-b": 3000, "slide-c": 2600, "slide-d": 2000, "slide-e": 4000}
 BROKEN, BLANK = "broken", "blank"
 
 #: run on the page's load event: what is on the page, as JSON in <pre id="probe">
