@@ -52,6 +52,11 @@ def test_records_round_trip_and_the_summary_is_rebuilt_from_all(tmp_path: Path) 
         table = pq.read_table(written[1])
         assert table.column("image_id").to_pylist() == ["a", "b"]
         assert table.column("n_patches").to_pylist() == [3, 0]
+        # typed, nulls apart from empty strings
+        assert table.column("coverage").to_pylist() == [0.5, None]
+        assert table.column("message").to_pylist() == ["", "b.svs: truncated"]
+        assert table.column("label").to_pylist() == [None, None]
+        assert str(table.schema.field("n_regions").type) == "int64"
 
 
 def test_a_record_from_a_newer_gigapatch_is_still_read(tmp_path: Path) -> None:
