@@ -228,6 +228,105 @@ def truncation(path: str | Path, data: bool = True) -> str | None:
     return f"truncated file ({size:,} bytes): {problem}; copy or download it again"
 
 
+#: default cap on the pixels a TIFF's header may declare (100 gigapixels: 10x the largest
+#: whole-slide images); ``GIGAPATCH_MAX_PIXELS`` overrides it
+MAX_IMAGE_PIXELS = 10**11
+#: one strip or tile decoded at once may not exceed this many bytes
+MAX_SEGMENT_BYTES = 2 << 30
+
+
+def max_image_pixels() -> int:
+    """The cap on declared image pixels: ``GIGAPATCH_MAX_PIXELS`` when set (an integer, ``1e12``
+    allowed), else :data:`MAX_IMAGE_PIXELS`."""
+    text = os.environ.get("GIGAPATCH_MAX_PIXELS", "").strip()
+    try:
+        return int(float(text)) if text else MAX_IMAGE_PIXELS
+    except ValueError:
+        return MAX_IMAGE_PIXELS
+
+
+#: TIFF tags read by :func:`declared_size_problem`
+_SIZE_TAGS = {256: "w", 257: "h", 258: "bits", 259: "compression", 277: "samples",
+              278: "rows", 279: "counts", 322: "tw", 323: "th", 32997: "depth"}
+_TYPE_FMT = {1: "B", 3: "H", 4: "I", 16: "Q", 8: "h", 9: "i", 17: "q"}
+
+
+def _ifd_sizes(f: Any, bo: str, big: bool, offset: int, size: int) -> tuple[dict[str, int], int]:
+    """The size tags of the IFD at ``offset`` (first value of each) and the next IFD's offset."""
+    cfmt, nfmt, esize = ("Q", "Q", 20) if big else ("H", "I", 12)
+    f.seek(offset)
+    count = struct.unpack(bo + cfmt, f.read(struct.calcsize(cfmt)))[0]
+    count = min(count, 4096, max(0, size - offset) // esize)  # a hostile count reads no more
+    block = f.read(count * esize + struct.calcsize(nfmt))
+    tags: dict[str, int] = {}
+    for i in range(min(count, len(block) // esize)):
+        e = block[i * esize:(i + 1) * esize]
+        code, typ = struct.unpack(bo + "HH", e[:4])
+        name, fmt = _SIZE_TAGS.get(code), _TYPE_FMT.get(typ)
+        if name is None or fmt is None:
+            continue
+        n = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
+        field = e[12:] if big else e[8:]
+        if n * struct.calcsize(fmt) > len(field):  # stored elsewhere: read its first value
+            at = struct.unpack(bo + ("Q" if big else "I"), field)[0]
+            if at + struct.calcsize(fmt) > size:
+                continue
+            f.seek(at)
+            field = f.read(struct.calcsize(fmt))
+        tags[name] = struct.unpack(bo + fmt, field[: struct.calcsize(fmt)])[0]
+        if name == "counts":
+            tags["n_counts"] = n
+    tail = block[count * esize:]
+    nxt = struct.unpack(bo + nfmt, tail)[0] if len(tail) == struct.calcsize(nfmt) else 0
+    return tags, nxt
+
+
+def _sizes_problem(t: dict[str, int], max_pixels: int) -> str | None:
+    w, h, depth = t.get("w", 0), t.get("h", 0), max(1, t.get("depth", 1))
+    if w <= 0 or h <= 0:
+        return None  # no image here (or a header tifffile will complain about)
+    if w * h * depth > max_pixels:
+        return (f"its header declares {w:,} x {h:,} px, more than the {max_pixels:,} px allowed "
+                "(GIGAPATCH_MAX_PIXELS raises the cap); a damaged or hostile header?")
+    sample_bytes = max(1, (t.get("bits", 8) + 7) // 8) * max(1, t.get("samples", 1))
+    tiled = "tw" in t and "th" in t
+    seg_w, seg_h = (t["tw"], t["th"]) if tiled else (w, min(h, t.get("rows", h) or h))
+    seg = seg_w * seg_h * sample_bytes
+    if seg > MAX_SEGMENT_BYTES:
+        return (f"one {'tile' if tiled else 'strip'} of {seg_w:,} x {seg_h:,} px would take "
+                f"{seg / 2**30:.1f} GiB decoded (limit {MAX_SEGMENT_BYTES / 2**30:.0f} GiB)")
+    if (not tiled and t.get("compression", 1) == 1 and t.get("n_counts") == 1
+            and 0 < t.get("counts", 0) * 64 < seg):
+        return (f"its one uncompressed strip holds {t['counts']:,} bytes for {seg:,} bytes of "
+                "samples; a damaged or hostile header?")
+    return None
+
+
+def declared_size_problem(path: str | Path, max_pixels: int | None = None) -> str | None:
+    """Why the sizes a TIFF's header declares cannot be read safely, or None: more pixels than
+    ``max_pixels`` (default :func:`max_image_pixels`), a strip or tile over
+    :data:`MAX_SEGMENT_BYTES` decoded, or one uncompressed strip far smaller than its samples.
+    Reads a few bytes of each top-level image directory (the first 64), nothing else."""
+    cap = max_image_pixels() if max_pixels is None else max_pixels
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            bo = "<" if head[:2] == b"II" else ">"
+            big = head[2:4] in (b"+\x00", b"\x00+")
+            off = struct.unpack(bo + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
+            seen: set[int] = set()
+            while off and off not in seen and len(seen) < 64 and off < size:
+                seen.add(off)
+                tags, off = _ifd_sizes(f, bo, big, off, size)
+                if why := _sizes_problem(tags, cap):
+                    return why
+    except (OSError, struct.error):
+        return None  # the readers say what is wrong
+    return None
+
+
 # ---------------------------------------------------------------------------- TiffImage
 class TiffImage(Image):
     """A tiled or pyramidal TIFF read tile by tile through tifffile (thread-safe).
