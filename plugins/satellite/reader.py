@@ -40,6 +40,7 @@ from gigapatch import Image, ImageError
 
 from .bands import BandRoles, choose_roles, reflectance_scale
 from .handles import Handles, first_line, quiet_open
+from .stretch import stretch_lut, to_rgb8
 
 #: longer side of the view the stretch percentiles are computed from
 STATS_SIDE = 1024
@@ -147,6 +148,7 @@ class RasterioImage(Image):
             self._stretch: np.ndarray | None = None  # (3, 2) low, high per shown band
             if self._stretch_on:
                 self._stretch = self._compute_stretch()
+            self._lut = stretch_lut(self._stretch, self._dtype)
             self._properties = self._read_properties(ds, ci)
         except ImageError:
             self.close()
@@ -429,24 +431,7 @@ class RasterioImage(Image):
 
     def to_rgb8(self, raw3: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """(3, h, w) shown bands -> (h, w, 3) uint8; no-data black, valid never all zero."""
-        if self._stretch is not None:
-            lo = self._stretch[:, 0].reshape(3, 1, 1).astype(np.float32)
-            k = (255.0 / (self._stretch[:, 1] - self._stretch[:, 0])).reshape(3, 1, 1)
-            f = (raw3.astype(np.float32) - lo) * k.astype(np.float32)
-        elif raw3.dtype == np.uint8:
-            f = None
-        else:
-            f = raw3.astype(np.float32)
-        if f is None:
-            rgb = raw3.copy()
-        else:
-            if raw3.dtype.kind == "f":  # (NaN is never valid: any value will do there)
-                f = np.nan_to_num(f, nan=0.0)
-            rgb = np.clip(f + 0.5, 0, 255).astype(np.uint8)
-        rgb = np.ascontiguousarray(rgb.transpose(1, 2, 0))
-        rgb[~valid] = 0
-        rgb[valid & (rgb.max(axis=2) == 0)] = 1
-        return rgb
+        return to_rgb8(raw3, valid, self._stretch, self._lut)
 
     def read_region(
         self, location: tuple[int, int], level: int, size: tuple[int, int]

@@ -88,3 +88,77 @@ def test_a_raster_smaller_than_a_patch_is_kept_padded_and_flagged(tmp_path: Path
         assert chip.width == chip.height == 256 and chip.nodata == 0
     np.testing.assert_array_equal(data[:, :150, :200], crop)
     assert (data[:, 150:, :] == 0).all() and (data[:, :, 200:] == 0).all()  # padded with nodata
+
+
+def covered(valid: np.ndarray, coords: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) bool: valid pixels under any of the (N, 2) level-0 patches."""
+    paint = np.zeros_like(valid)
+    for x, y in coords.tolist():
+        paint[max(0, y) : y + size, max(0, x) : x + size] = True
+    return paint & valid
+
+
+@pytest.mark.parametrize("edge", ["skip", "pad", "shift"])
+def test_edge_policies_are_recorded_and_decide_the_edge_strip(sat: Path, tmp_path: Path,
+                                                              edge: str) -> None:
+    """The LC08 crop holds data up to its right and bottom edges; 64 px patches: skip keeps
+    whole patches only and loses the leftover strip, pad overhangs the edge (those patches
+    flagged partial), shift ends the last row / column at the edge; none keeps a patch that is
+    mostly no-data, and the policy is recorded with the run."""
+    valid = truth_valid(sat / LC08)
+    h, w = valid.shape
+    cfg = load_config("satellite", overrides={"patch.size": 64, "patch.edge": edge,
+                                              "plugin.satellite.exclude": []})
+    with RasterioImage(sat / LC08) as img:
+        ps = tile_image(img, cfg, out_dir=tmp_path)
+    recorded = "inside" if edge == "skip" else edge  # 'skip' is recorded by its core name
+    assert f"edge: {recorded}" in (tmp_path / f"{Path(LC08).stem}.yaml").read_text()
+    assert nodata_under(valid, ps.coords, 64).max() <= 0.5
+    every = np.concatenate([ps.coords, ps.rejected_coords])
+    partial = np.concatenate([ps.columns["partial"], ps.rejected_columns["partial"]])
+    is_kept = np.r_[np.ones(len(ps), bool), np.zeros(len(ps.rejected_coords), bool)]
+    right, bottom = every[:, 0].max() + 64, every[:, 1].max() + 64
+    over = (every[:, 0] + 64 > w) | (every[:, 1] + 64 > h)
+    got = covered(valid, every[is_kept | partial], 64)
+    share = got.sum() / valid.sum()
+    assert every.min() >= 0
+    if edge == "skip":
+        assert not over.any() and right <= w and bottom <= h and (right < w or bottom < h)
+        assert share < 0.99  # the strip past the last whole patch is lost...
+        assert valid[:, right:].any() or valid[bottom:, :].any()  # ...and it held data
+    elif edge == "pad":
+        assert over.any() and partial[over].all()  # overhanging patches are flagged
+        assert w <= right < w + 64 and h <= bottom < h + 64  # the first reaching the edge
+        assert share >= 0.999
+    else:
+        assert not over.any() and (right, bottom) == (w, h)  # the last ones end at the edge
+        assert share >= 0.999
+
+
+def test_padded_chips_hold_nodata_past_the_edge(sat: Path, tmp_path: Path) -> None:
+    """--edge pad with GeoTIFF chips on the LC08 crop: a chip past the raster's edge holds the
+    file's values inside it and its no-data value outside, with the exact transform of its
+    (overhanging) window."""
+    cfg = load_config("satellite", overrides={
+        "patch.size": 256, "patch.edge": "pad", "plugin.satellite.exclude": [],
+        "plugin.satellite.chips": "geotiff"})
+    with RasterioImage(sat / LC08) as img:
+        ps = tile_image(img, cfg, out_dir=tmp_path)
+        fill = img.nodata  # untagged file: the Landsat fill value 0, from the product id
+    Window = rasterio.windows.Window
+    with rasterio.open(sat / LC08) as src:
+        w, h = src.width, src.height
+        over = [i for i, (x, y) in enumerate(ps.coords.tolist()) if x + 256 > w or y + 256 > h]
+        assert over and fill is not None
+        for i in over:
+            x, y = (int(v) for v in ps.coords[i])
+            assert ps.columns["partial"][i]
+            win = Window(x, y, 256, 256)
+            with rasterio.open(tmp_path / f"{Path(LC08).stem}_chips" / f"{x}_{y}.tif") as chip:
+                data = chip.read()
+                np.testing.assert_allclose(tuple(chip.transform)[:6],
+                                           tuple(src.window_transform(win))[:6], rtol=0, atol=1e-9)
+                assert chip.nodata == fill
+            np.testing.assert_array_equal(data, src.read(window=win, boundless=True,
+                                                         fill_value=fill))
+            assert (data[:, h - y :, :] == fill).all() and (data[:, :, w - x :] == fill).all()

@@ -338,3 +338,32 @@ def test_info_shows_crs_pixel_size_bands_nodata_and_overviews(sat: Path) -> None
     assert "nodata: 0.0 (sensor landsat8 fill value)" in out
     assert "crs: EPSG:32618" in out and "pixel size: 300.04 m" in out
     assert "overviews: 2, 4" in out and "overviews: none" in out
+
+
+def test_the_stretch_lookup_table_is_the_float_stretch() -> None:
+    """The per-band lookup table of 16- and 8-bit bands gives the very bytes of the float32
+    stretch ``clip((v - low) * 255 / (high - low) + 0.5, 0, 255)``; no-data black, valid never
+    black."""
+    from gigapatch_satellite.stretch import stretch_lut, to_rgb8
+
+    rng = np.random.default_rng(0)
+    stretch = np.array([[300.0, 4000.0], [250.5, 3900.25], [100.0, 101.0]])
+    for dtype in (np.uint16, np.uint8):
+        top = np.iinfo(dtype).max + 1
+        raw = rng.integers(0, top, (3, 64, 80)).astype(dtype)
+        raw[:, :2, :] = 0  # all-black valid pixels are lifted to 1
+        valid = rng.random((64, 80)) > 0.1
+        s = stretch if dtype == np.uint16 else stretch / 20
+        lut = stretch_lut(s, np.dtype(dtype))
+        assert lut is not None and lut.shape == (3, top)
+        got = to_rgb8(raw, valid, s, lut)
+        lo = s[:, 0].reshape(3, 1, 1).astype(np.float32)
+        k = (255.0 / (s[:, 1] - s[:, 0])).reshape(3, 1, 1).astype(np.float32)
+        want = np.clip((raw.astype(np.float32) - lo) * k + 0.5, 0, 255).astype(np.uint8)
+        want = np.ascontiguousarray(want.transpose(1, 2, 0))
+        want[~valid] = 0
+        want[valid & (want.max(axis=2) == 0)] = 1
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(to_rgb8(raw, valid, s, None), want)  # the float path
+    assert stretch_lut(stretch, np.dtype(np.float32)) is None
+    assert stretch_lut(None, np.dtype(np.uint16)) is None
