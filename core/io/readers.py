@@ -14,6 +14,7 @@ plugin manager, so the core never imports a plugin.
 
 from __future__ import annotations
 
+import stat
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,6 +30,7 @@ from gigapatch.io.tiff import (
     TIFF_MAGIC,
     TiffImage,
     TileCache,
+    declared_size_problem,
     pyramid_pages,
     short_message,
     truncation,
@@ -228,21 +230,35 @@ def available_readers() -> dict[str, Callable[[Path], Image]]:
 
 
 def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise ImageError(path, "no such file")
-    if path.is_dir():
-        raise ImageError(path, "is a directory, not an image file")
+    """ImageError unless ``path`` is a non-empty regular file this process can open (a FIFO,
+    socket or device is refused before anything opens it: reading a FIFO blocks)."""
     try:
-        size = path.stat().st_size
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageError(path, "a symbolic link to nothing (its target is missing)") from None
+        raise ImageError(path, "no such file") from None
+    except OSError as e:  # ELOOP: a symlink loop; EACCES: a folder on the way is closed
+        raise ImageError(path, f"cannot reach it ({e.strerror or short_message(e)})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(path, "is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
+        raise ImageError(path, f"is {kind}, not a regular image file")
+    try:
         with open(path, "rb"):
             pass
     except OSError as e:
         raise ImageError(path, f"cannot open ({e.strerror or short_message(e)})") from e
-    if size == 0:
+    if st.st_size == 0:
         raise ImageError(path, "empty file (0 bytes)")
 
 
-def open_image(path: str | Path, domain: str | None = None, reader: str | None = None) -> Image:
+def open_image(
+    path: str | Path, domain: str | None = None, reader: str | None = None,
+    max_pixels: int | None = None,
+) -> Image:
     """Open an image file with the first plugin reader that takes it (the core's last).
 
     Parameters
@@ -251,6 +267,9 @@ def open_image(path: str | Path, domain: str | None = None, reader: str | None =
     domain : the ``--domain`` name, passed to the ``gigapatch_open_image`` hooks.
     reader : force a reader by name (``"tifffile"``, ``"plain"``, ``"openslide"`` with the
         pathology plugin...; see :func:`available_readers`).
+    max_pixels : refuse a TIFF whose header declares more pixels than this, before any reader
+        allocates (default: :func:`~gigapatch.io.tiff.max_image_pixels`, the
+        ``GIGAPATCH_MAX_PIXELS`` environment variable, else 10^11).
 
     Raises
     ------
@@ -264,6 +283,9 @@ def open_image(path: str | Path, domain: str | None = None, reader: str | None =
     cut = truncation(p, data=False) if tiff else None  # a few bytes an IFD, before any reader
     if cut:
         raise ImageError(p, cut)
+    too_big = declared_size_problem(p, max_pixels) if tiff else None  # before any allocation
+    if too_big:
+        raise ImageError(p, too_big)
     try:
         if reader is not None:
             readers = available_readers()
@@ -330,6 +352,9 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
             out.extend(found)
         elif p.exists():
             out.append(p)
+        elif p.is_symlink():
+            raise ImageError(p, "a symbolic link that leads nowhere (a loop, or its target is "
+                                "missing)")
         else:
             raise ImageError(p, "no such file or directory")
     return list(dict.fromkeys(out))
