@@ -27,7 +27,18 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf / nan are never a size, a threshold or a pixel pitch: refused with the key's name
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class ReadConfig(_Strict):
+    """How image bytes are trusted."""
+
+    on_bad_tile: Literal["fail", "skip"] = Field(
+        "fail", description="a stored tile that does not decode cleanly (corrupt or cut JPEG "
+        "data, a decoder warning, wrong markers): 'fail' = the image fails with one line naming "
+        "the tile; 'skip' = the patches over it are dropped and reported",
+    )
 
 
 class MaskConfig(_Strict):
@@ -173,6 +184,7 @@ class Config(_Strict):
     score: ScoreConfig = ScoreConfig()
     output: OutputConfig = OutputConfig()
     annotations: AnnotationConfig = AnnotationConfig()
+    read: ReadConfig = ReadConfig()
     plugin: dict[str, Any] = Field(default_factory=dict, description="free settings for plugins")
 
     @model_validator(mode="after")
@@ -241,17 +253,64 @@ def nest_dotted(overrides: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; one-line :class:`ConfigError` on any problem."""
+#: a config file larger than this is refused before it is parsed
+MAX_YAML_BYTES = 1 << 20
+#: values (mappings, lists, scalars) a YAML document may expand to, its aliases followed
+MAX_YAML_NODES = 100_000
+
+
+def _expanded_nodes(data: Any, budget: int) -> int:
+    """How many values ``data`` holds, counting a value reached through several aliases each
+    time (stops counting past ``budget``)."""
+    n, stack = 0, [data]
+    while stack and n <= budget:
+        item = stack.pop()
+        n += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return n
+
+
+def safe_yaml(text: str, source: object) -> Any:
+    """YAML ``text`` as plain data (no tags that build objects), bounded: a document that
+    expands to more than :data:`MAX_YAML_NODES` values through its aliases (a "billion laughs")
+    is refused. One-line :class:`ConfigError` naming ``source`` on any problem."""
     import yaml
 
-    p = Path(path)
     try:  # libyaml's parser when PyYAML has it (safe, like safe_load; several times faster)
-        data = yaml.load(p.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
+    if "*" in text and _expanded_nodes(data, MAX_YAML_NODES) > MAX_YAML_NODES:
+        raise ConfigError(f"{source}: its aliases expand to more than {MAX_YAML_NODES:,} values "
+                          "(nested YAML anchors, a 'billion laughs' document?); refused")
+    return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping (UTF-8, at most :data:`MAX_YAML_BYTES`, aliases bounded: see
+    :func:`safe_yaml`); one-line :class:`ConfigError` naming the file on any problem."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"{p}: {p.stat().st_size:,} bytes is too large for a config file "
+                              f"(limit {MAX_YAML_BYTES:,})")
+        if not p.is_file():
+            raise ConfigError(f"{p}: not a regular file")
+        text = p.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a text (UTF-8) file: byte {e.start} is {e.object[e.start]:#04x}"
+                          "; a config is YAML text") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read the config file ({e.strerror or e})") from None
+    data = safe_yaml(text, p)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -85,6 +85,9 @@ def tile(
         "--set", help="any config key (repeatable), e.g. --set output.table=parquet; a domain's "
         "own outputs and labels are its plugin.<domain>.* keys, e.g. --set "
         "plugin.metal_surface.voc=true; `gigapatch plugins` lists every domain's settings")] = None,
+    on_bad_tile: Annotated[str | None, typer.Option(
+        help="a corrupt stored tile: fail (the image fails, naming the tile) or skip (the "
+        "patches over it are dropped and reported); config key read.on_bad_tile")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
 ) -> None:
     """Tile images: mask, segment into regions, place patches in them, score, select; write coords
@@ -103,7 +106,7 @@ def tile(
         "score.sharpness": sharpness, "output.extract": extract, "output.format": fmt,
         "output.overlay": overlay, "output.geojson": geojson, "annotations.path": annotations,
         "output.contact_sheet": contact_sheet,
-        "score.workers": threads, "output.workers": threads,
+        "score.workers": threads, "output.workers": threads, "read.on_bad_tile": on_bad_tile,
     }
     if gsd is not None:  # metres per pixel: the same machinery as --mpp (microns per pixel)
         overrides["patch.mpp"] = gsd * 1e6
@@ -118,6 +121,7 @@ def tile(
     options = run_options(workers, scheduler, scheduler_file, shard, force, retry_failed, timeout)
     tasks = collect_tasks(paths or [], manifest,
                           check=lambda d, ov: recipe.config(d or recipe.domain or "generic", ov))
+    check_out_dir(out)
     run_tile_cohort(tasks, recipe, out, options, quiet)
 
 
@@ -139,10 +143,26 @@ def physical_overrides(
     return out
 
 
+def check_out_dir(out: Path) -> None:
+    """ConfigError unless ``out`` is (or can be made) a folder this process can write into."""
+    import os
+
+    from gigapatch.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the output folder "
+                          f"({e.strerror or type(e).__name__})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: the output folder is not writable")
+
+
 def parse_settings(items: list[str]) -> dict[str, Any]:
     """``["a.b=1", "c=[x, y]"]`` -> ``{"a.b": 1, "c": ["x", "y"]}`` (values read as YAML)."""
-    import yaml
-
+    from gigapatch.config import safe_yaml
     from gigapatch.errors import ConfigError
 
     out: dict[str, Any] = {}
@@ -150,8 +170,5 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. patch.size=512)")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        out[key.strip()] = safe_yaml(value, f"--set {key.strip()}")
     return out
