@@ -4,7 +4,7 @@ A manifest is a CSV (or Parquet: ``.parquet`` / ``.pq``) table, one row per imag
 
 ``image_id``   output name (default: the file name without its extension, made unique)
 ``path``       the image file (required); a relative path is taken from the manifest's folder
-               (else from the working directory)
+               (else from the working directory) and may not climb out of it (``../``)
 ``label``, ``split``   carried into the image's record and the summary
 ``domain``     the domain to tile it as (default: the run's ``--domain``, else its own)
 ``slide_mpp``, ``mpp``, ``magnification``, ``level``   short for ``patch.<name>``
@@ -71,12 +71,29 @@ def default_image_id(path: Path) -> str:
     return path.stem
 
 
+#: image ids that would name the run's own files (``summary.csv``, ``summary.parquet``)
+RESERVED_IDS = frozenset({"summary"})
+
+
+def safe_image_id(image_id: str) -> str:
+    """``image_id`` made fit to name output files: leading dots become ``_`` (a stem ``.`` or
+    ``..`` would name the output folder or its parent, a stem ``.x`` a hidden file), path
+    separators and NUL become ``_``, an empty id is ``image``, and an id that names the run's
+    own files (``summary``) gets ``_image`` appended."""
+    out = "".join("_" if c in "/\\\0" else c for c in image_id)
+    stripped = out.lstrip(".")
+    out = "_" * (len(out) - len(stripped)) + stripped
+    if not out.strip():
+        out = "image"
+    return f"{out}_image" if out.lower() in RESERVED_IDS else out
+
+
 def unique_image_ids(paths: list[Path]) -> list[str]:
     """One id per path: its :func:`default_image_id`, and where several paths share one, the
     shortest tail of their folders (and their suffix, when only it differs) that tells them
     apart, joined by ``_`` (``a/x.svs``, ``b/x.svs`` -> ``a_x``, ``b_x``). Deterministic: it
     depends on the paths, not on their order."""
-    ids = [default_image_id(p) for p in paths]
+    ids = [safe_image_id(default_image_id(p)) for p in paths]
     groups: dict[str, list[int]] = defaultdict(list)
     for i, image_id in enumerate(ids):
         groups[image_id].append(i)
@@ -174,11 +191,13 @@ def _cell(value: Any, is_csv: bool) -> Any:
         return value
     if value == "":
         return None
-    import yaml
+    from gigapatch.config import safe_yaml
 
     try:
-        return yaml.safe_load(value)
-    except yaml.YAMLError:
+        return safe_yaml(value, "cell")
+    except ConfigError as e:
+        if "aliases" in str(e):
+            raise
         return value
 
 
@@ -196,12 +215,22 @@ def _resolve(raw: str, folder: Path, given: dict[str, Path]) -> Path:
     return given.get(p.name, folder / p)  # the first manifests matched file names
 
 
+def _escapes(raw: str, folder: Path) -> bool:
+    """True when the relative manifest path ``raw`` climbs (``..``) out of ``folder``."""
+    p = Path(raw.strip()).expanduser()
+    if p.is_absolute() or ".." not in p.parts:
+        return False
+    return not (folder / p).resolve().is_relative_to(folder.resolve())
+
+
 def bad_image_id(image_id: str) -> str | None:
     """Why ``image_id`` cannot name output files, or None when it can."""
     if not image_id.strip():
         return "empty image_id"
     if any(c in image_id for c in "/\\\0") or image_id.startswith("."):
         return f"image_id {image_id!r} cannot name a file (no /, \\ or leading dot)"
+    if image_id.lower() in RESERVED_IDS:
+        return f"image_id {image_id!r} would overwrite the run's summary.csv; give another"
     return None
 
 
@@ -263,6 +292,10 @@ def _manifest_rows(
         where = f"row {i + 2}"
         if not str(row.get("path") or "").strip():
             problems.append(f"{where}: empty path")
+            continue
+        if _escapes(str(row.get("path")), manifest.parent):
+            problems.append(f"{where}: path {row.get('path')!r} leaves the manifest's folder "
+                            "(a relative path stays inside it; give an absolute path)")
             continue
         if not path.is_file():
             problems.append(f"{where}: {path}: {'is a folder' if path.is_dir() else 'no such file'}")
