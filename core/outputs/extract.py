@@ -84,12 +84,14 @@ def _write_file(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _staging_dir(out: Path) -> Path | None:
+def _staging_dir(out: Path, replace: bool = False) -> Path | None:
     """A fresh hidden sibling of ``out`` to write the patches into and rename to ``out`` at the
     end (one rename instead of one a file: patch output is bound by file-system metadata), when
-    ``out`` is missing or empty; None when it holds files (they are written one by one, each
-    under a temporary name)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    ``out`` is missing or empty, or ``replace``; None when it holds files (they are written one
+    by one, each under a temporary name)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: a file stands where the patch folder goes")
+    if not replace and out.exists() and any(out.iterdir()):
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = out.parent / f".{out.name}.{os.getpid()}.{threading.get_ident()}.partial"
@@ -97,6 +99,25 @@ def _staging_dir(out: Path) -> Path | None:
         shutil.rmtree(stage)
     stage.mkdir()
     return stage
+
+
+def _swap_in(stage: Path | None, out: Path) -> None:
+    """Put the finished folder ``stage`` in the place of ``out``: an empty ``out`` is removed, a
+    full one renamed aside (a ``.partial`` name, which a later run clears if this one is killed
+    here) and removed once ``stage`` took its place."""
+    assert stage is not None
+    old = None
+    if out.exists():
+        try:
+            out.rmdir()
+        except OSError:  # it holds files: out of the way first
+            old = out.parent / f".{out.name}.{os.getpid()}.0.partial"
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(out, old)
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -184,6 +205,7 @@ def extract_patches(
     shard_size: int = 10_000,
     key_prefix: str | None = None,
     sample_data: dict[str, np.ndarray] | None = None,
+    replace: bool = False,
 ) -> list[Path]:
     """Write every patch to ``out_dir`` and return the paths written.
 
@@ -204,12 +226,15 @@ def extract_patches(
     key_prefix : tar only: the samples' keys are ``<key_prefix>/<x>_<y>`` (None: ``<x>_<y>``).
     sample_data : tar only: name -> (N,) per-patch values (in the order of ``coords``), written
         as each sample's ``<key>.json`` (NaN as null).
+    replace : ``out_dir`` is replaced whole by the new patches (a run's own patch folder: a
+        rerun with another patch size leaves no stale file); False adds to what it holds.
 
     Returns
     -------
     For jpeg / png, one path per patch in the order of ``coords``; for tar, the shard paths.
     Nothing is ever half-written: into a missing or empty ``out_dir`` the files go to a hidden
-    sibling directory renamed to ``out_dir`` when all are written; into one that holds files,
+    sibling directory renamed to ``out_dir`` when all are written (with ``replace``, also
+    when it holds files: the old folder is swapped out and removed); into one that holds files,
     each is written under a temporary name and renamed.
     """
     if fmt in ("jpg",):
@@ -218,6 +243,8 @@ def extract_patches(
         raise ConfigError(f"unknown patch format {fmt!r} (use jpeg, png or tar)")
     c = as_coords(coords)
     out = Path(out_dir)
+    if replace and out.is_dir() and (len(c) == 0 or fmt == "tar"):
+        _swap_in(_staging_dir(out, replace=True), out)  # start from an empty folder
     if len(c) == 0 or fmt == "tar":
         out.mkdir(parents=True, exist_ok=True)
     if len(c) == 0:
@@ -254,7 +281,7 @@ def extract_patches(
         return shards.paths
 
     ext = _EXT[fmt]
-    stage = _staging_dir(out)
+    stage = _staging_dir(out, replace)
     if stage is None:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -272,9 +299,7 @@ def extract_patches(
         for i, path in windowed_map(write, order, workers):
             paths[i] = path
         if stage is not None:
-            if out.exists():
-                out.rmdir()  # empty (checked): the finished directory takes its place
-            os.replace(stage, out)
+            _swap_in(stage, out)
     except BaseException:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
