@@ -53,6 +53,9 @@ The record (``<out>/.gigapatch/records/<image_id>.json``, schema 1)
                          ends in ``/`` with ``bytes`` its total and ``files`` its file count;
                          kinds: h5, config, table, regions, overlay, geojson, patches and the
                          plugins' own (empty on error)
+``thumbnail``            the overlay shrunk to 240 px wide, ``"data:image/jpeg;base64,..."``,
+                         made by the worker from the picture it wrote (the report's thumbnail,
+                         without decoding the PNG again); null without an overlay
 ``started``, ``finished`` ISO 8601 UTC times (milliseconds)
 ``worker``               ``"<host>:<pid>"`` of the process that tiled it
 ``run``                  the id of the run that wrote it

@@ -8,6 +8,7 @@ concurrent runs and reruns into one folder never lose a row.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -58,6 +59,8 @@ class ImageRecord:
     config_hash: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    #: the overlay's thumbnail (``data:image/jpeg;base64,...``) for the cohort report, or None
+    thumbnail: str | None = None
     started: str = ""
     finished: str = ""
     worker: str = ""
@@ -82,6 +85,11 @@ class ImageRecord:
 def now_iso() -> str:
     """The current UTC time, ISO 8601 with milliseconds (the records' ``started``/``finished``)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def jpeg_uri(jpeg: bytes) -> str:
+    """``data:image/jpeg;base64,...`` of JPEG bytes."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def parse_iso(text: str) -> float:
@@ -275,6 +283,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "ImageRecord",
     "describe_outputs",
+    "jpeg_uri",
     "now_iso",
     "outputs_intact",
     "parse_iso",

@@ -13,7 +13,6 @@ rebuild it.
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as _dt
 import html
@@ -27,16 +26,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gigapatch.cohort.records import ImageRecord, read_records
+from gigapatch.cohort.records import ImageRecord, jpeg_uri, read_records
 from gigapatch.errors import GigapatchError
 from gigapatch.io.atomic import write_text_atomic
+from gigapatch.outputs.write import PREVIEW_QUALITY, PREVIEW_WIDTH, preview_jpeg
 from gigapatch.version import __version__
 
 #: the report's file name inside the output folder
 REPORT_NAME = "report.html"
-#: thumbnail width in px (the overlay is downscaled, aspect kept) and JPEG quality
-THUMB_WIDTH = 240
-THUMB_QUALITY = 80
+#: thumbnail width in px (the overlay is downscaled, aspect kept) and JPEG quality: those of
+#: the preview a worker makes of the overlay it wrote
+THUMB_WIDTH = PREVIEW_WIDTH
+THUMB_QUALITY = PREVIEW_QUALITY
 #: statuses in the order the counts and the default sort show them (others follow, by name)
 STATUS_ORDER = ("error", "empty", "ok")
 
@@ -57,6 +58,7 @@ class ReportRow:
     seconds : wall time of the image (None when unknown).
     warnings : the warning lines logged while it was tiled.
     overlay : the overlay PNG, relative to the output folder (None: no overlay).
+    thumbnail : the overlay's thumbnail URI its worker made (None: made from the PNG).
     """
 
     image_id: str
@@ -70,6 +72,7 @@ class ReportRow:
     seconds: float | None = None
     warnings: list[str] = field(default_factory=list)
     overlay: str | None = None
+    thumbnail: str | None = None
 
 
 # ---------------------------------------------------------------------- rows
@@ -83,6 +86,7 @@ def rows_from_records(records: Iterable[ImageRecord]) -> list[ReportRow]:
             n_patches=r.n_patches, n_regions=r.n_regions,
             foreground=_float(r.foreground_fraction), coverage=_float(r.coverage),
             seconds=_float(r.seconds), warnings=list(r.warnings), overlay=overlay,
+            thumbnail=r.thumbnail if overlay else None,
         ))
     return rows
 
@@ -139,22 +143,24 @@ def thumbnail_uri(png: Path, width: int = THUMB_WIDTH) -> str | None:
     bgr = cv2.imread(str(png), cv2.IMREAD_COLOR)
     if bgr is None or bgr.size == 0:
         return None
-    h, w = bgr.shape[:2]
-    if w > width:
-        bgr = cv2.resize(bgr, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])
-    if not ok:
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+    return jpeg_uri(preview_jpeg(bgr[:, :, ::-1], width, THUMB_QUALITY))
 
 
 def thumbnails(out_dir: Path, rows: Sequence[ReportRow], threads: int | None = None
                ) -> list[str | None]:
-    """The thumbnail URI of every row's overlay (None without one), decoded on ``threads``
-    threads (default: the cores, at most 8; OpenCV releases the GIL)."""
+    """The thumbnail URI of every row's overlay (None without one): the one its worker made
+    from the picture in memory (:attr:`ReportRow.thumbnail`) while the overlay is there, else
+    the overlay PNG decoded and shrunk, on ``threads`` threads (default: the cores, at most 8;
+    OpenCV releases the GIL)."""
     def one(row: ReportRow) -> str | None:
-        return thumbnail_uri(out_dir / row.overlay) if row.overlay else None
+        if not row.overlay:
+            return None
+        if row.thumbnail:
+            return row.thumbnail if (out_dir / row.overlay).is_file() else None
+        return thumbnail_uri(out_dir / row.overlay)
 
+    if all(r.thumbnail or not r.overlay for r in rows):
+        return [one(r) for r in rows]
     threads = threads or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max(1, threads)) as pool:
         return list(pool.map(one, rows))

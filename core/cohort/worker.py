@@ -40,6 +40,7 @@ from gigapatch.cohort.locks import ImageLock, acquire
 from gigapatch.cohort.records import (
     ImageRecord,
     describe_outputs,
+    jpeg_uri,
     now_iso,
     parse_iso,
     read_record,
@@ -204,8 +205,9 @@ def tile_one(job: Job, prev: ImageRecord | None = None) -> ImageRecord:
                 rec.domain = rec.domain or image_domain(image)
                 cfg = task_config(recipe, task, rec.domain)
                 rec.config_hash = output_hash(cfg)
+                previews: dict[str, bytes] = {}
                 ps, paths = tile_and_write(image, cfg, out, extract=job.extract,
-                                           image_id=task.image_id)
+                                           image_id=task.image_id, previews=previews)
             fg = float(ps.attrs.get("foreground_fraction", 0.0))
             rec.status = "empty" if len(ps) == 0 or fg < EMPTY_FRACTION else "ok"
             if rec.status == "empty":
@@ -214,6 +216,8 @@ def tile_one(job: Job, prev: ImageRecord | None = None) -> ImageRecord:
             rec.coverage = _float(ps.attrs.get("coverage"))
             rec.overlap = _float(ps.attrs.get("overlap_fraction"))
             rec.outputs = describe_outputs(out, paths)
+            if "overlay" in previews:  # the report's thumbnail, from the picture in memory
+                rec.thumbnail = jpeg_uri(previews["overlay"])
         except ImageTimeout:
             rec.reason = f"{task.path}: timed out after {job.timeout:g} s (--timeout)"
         except GigapatchError as e:

@@ -141,10 +141,12 @@ def tile_and_write(
     *,
     extract: bool | None = None,
     image_id: str | None = None,
+    previews: dict[str, bytes] | None = None,
 ) -> tuple[PatchSet, dict[str, Path]]:
     """:func:`tile_image` on an open image with a resolved config; also returns the files
     written (kind -> path: ``h5``, ``config``, ``table``, ``regions``, ``overlay``, ``geojson``,
-    ``patches`` and the plugins' own), empty when ``out_dir`` is None."""
+    ``patches`` and the plugins' own), empty when ``out_dir`` is None. ``previews``: see
+    :func:`gigapatch.outputs.write.write_outputs`."""
     t0 = time.perf_counter()
     tiling = run_tiling(image, config)
     ps = patchset_from(tiling)
@@ -157,7 +159,8 @@ def tile_and_write(
     ps.attrs["seconds"] = round(time.perf_counter() - t0, 3)
     paths: dict[str, Path] = {}
     if out_dir is not None:
-        paths = write_outputs(ps, tiling.context, config, Path(out_dir), extract=extract)
+        paths = write_outputs(ps, tiling.context, config, Path(out_dir), extract=extract,
+                              previews=previews)
     return ps, paths
 
 

@@ -6,19 +6,30 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
+
 from gigapatch.config import Config
 from gigapatch.io.atomic import write_text_atomic
 from gigapatch.outputs.patchset import PatchSet
 from gigapatch.plugin.context import ImageContext
 from gigapatch.plugin.manager import get_plugin_manager
 
+#: the overlay's preview (the cohort report's thumbnail): width in px, JPEG quality
+PREVIEW_WIDTH = 240
+PREVIEW_QUALITY = 80
+
 
 def write_outputs(
-    ps: PatchSet, context: ImageContext, cfg: Config, out_dir: Path, extract: bool | None = None
+    ps: PatchSet, context: ImageContext, cfg: Config, out_dir: Path, extract: bool | None = None,
+    previews: dict[str, bytes] | None = None,
 ) -> dict[str, Path]:
     """Write the h5, resolved config YAML, table, region table, overlay (and GeoJSON, patches,
     contact sheet, then each plugin's ``gigapatch_write_outputs`` files) of one image into
-    ``out_dir``; every file goes to a temporary name first. Returns the paths by kind."""
+    ``out_dir``; every file goes to a temporary name first. Returns the paths by kind.
+
+    ``previews``, when given, receives ``"overlay"``: the overlay's :func:`preview_jpeg`, made
+    from the picture in memory (the cohort report's thumbnail, without decoding the PNG again).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def named(suffix: str) -> Path:  # image ids may hold dots: never use with_suffix
@@ -32,17 +43,20 @@ def write_outputs(
         paths["table"] = ps.write_table(named("." + cfg.output.table), include_rejected=True)
     paths["regions"] = write_region_table(named("_regions.csv"), ps)  # a header when no region
     if cfg.output.overlay and context.rgb is not None:
-        from gigapatch.outputs.overlay import write_overlay
+        from gigapatch.outputs.overlay import overlay_image, write_png
 
         paths["overlay"] = named("_overlay.png")
-        write_overlay(
-            paths["overlay"], rgb=context.rgb, mask=ps.mask, mask_downsample=ps.mask_downsample,
+        picture = overlay_image(
+            rgb=context.rgb, mask=ps.mask, mask_downsample=ps.mask_downsample,
             regions=ps.regions, coords=ps.coords, size_level0=ps.patch_size_level0,
             scores=ps.scores,
             color_by=cfg.score.rank_by if cfg.score.rank_by in ps.scores else "foreground",
             rejected_coords=ps.rejected_coords, rejected_reason=ps.rejected_reason,
             image=context.image,
         )
+        write_png(paths["overlay"], picture)
+        if previews is not None:
+            previews["overlay"] = preview_jpeg(picture)
     if cfg.output.geojson:
         from gigapatch.outputs.geojson import export_geojson
 
@@ -58,6 +72,7 @@ def write_outputs(
             fmt=cfg.output.format, quality=cfg.output.quality, workers=cfg.output.workers,
             shard_size=cfg.output.shard_size, key_prefix=ps.image_id if tar else None,
             sample_data=ps.table() if tar else None,  # each sample's row: scores, labels
+            replace=True,  # the image's own folder: no stale patch of an earlier config
         )
         paths["patches"] = out_dir / ps.image_id
     if cfg.output.contact_sheet and len(ps):
@@ -67,6 +82,22 @@ def write_outputs(
     ):
         paths.update(extra or {})
     return paths
+
+
+def preview_jpeg(rgb: np.ndarray, width: int = PREVIEW_WIDTH, quality: int = PREVIEW_QUALITY
+                 ) -> bytes:
+    """JPEG bytes of an (h, w, 3) uint8 RGB picture shrunk to ``width`` px wide (area
+    averaging, aspect kept; never enlarged)."""
+    import cv2
+
+    bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, 2::-1])
+    h, w = bgr.shape[:2]
+    if w > width:
+        bgr = cv2.resize(bgr, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV failure
+        raise RuntimeError("JPEG encoding failed")
+    return bytes(buf.tobytes())
 
 
 def write_contact_sheet(path: Path, ps: PatchSet, context: ImageContext, cfg: Config) -> Path:
@@ -96,4 +127,5 @@ def write_region_table(path: Path, ps: PatchSet) -> Path:
     return path
 
 
-__all__ = ["write_contact_sheet", "write_outputs", "write_region_table"]
+__all__ = ["PREVIEW_QUALITY", "PREVIEW_WIDTH", "preview_jpeg", "write_contact_sheet",
+           "write_outputs", "write_region_table"]

@@ -120,7 +120,7 @@ def test_an_image_interrupted_mid_write_has_no_record_and_no_temporary_file(
     image = write_pyramidal_tiff(tmp_path / "a.tiff", tissue_rgb(512, 0), mpp=0.5)
     real = run_module.write_outputs
 
-    def interrupted(ps, context, cfg, out_dir, extract=None):
+    def interrupted(ps, context, cfg, out_dir, extract=None, previews=None):
         ps.write_h5(out_dir / f"{ps.image_id}.h5")
         from gigapatch.io.atomic import atomic_path
 

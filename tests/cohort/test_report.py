@@ -148,6 +148,23 @@ def test_thumbnails_are_downscaled_overlays(cohort: Path) -> None:
     assert thumbnail_uri(cohort / "missing_overlay.png") is None
 
 
+def test_the_workers_thumbnail_is_the_one_made_from_the_png(cohort: Path) -> None:
+    """Each worker keeps the overlay's thumbnail in its record (made from the picture in
+    memory): the report's bytes are those of the PNG decoded and shrunk again, and a record
+    whose overlay has gone shows none."""
+    from gigapatch.cohort.records import read_records
+    from gigapatch.cohort.report import rows_from_records, thumbnail_uri, thumbnails
+
+    records = [r for r in read_records(cohort) if r.status != "error"]
+    assert len(records) == len(SIDES) + 1  # every slide and the blank one
+    for r in records:
+        assert r.thumbnail is not None
+        assert r.thumbnail == thumbnail_uri(cohort / f"{r.image_id}_overlay.png"), r.image_id
+    rows = rows_from_records(records)
+    rows[0].overlay = "gone_overlay.png"
+    assert thumbnails(cohort, rows) == [None, *(r.thumbnail for r in records[1:])]
+
+
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(cohort: Path) -> None:
     # the page as a reader sees it, plus the probe that reads it back
