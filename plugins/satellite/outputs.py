@@ -81,7 +81,8 @@ def _picture(out_dir: Path, ps: PatchSet, context: ImageContext) -> Path:
     partial = ps.columns.get("partial")
     pic = draw(context.rgb, context.mask_downsample, nodata_of(context.rgb, context.image),
                masks, ps.coords, ps.patch_size_level0, ps.rejected_coords, ps.rejected_reason,
-               None if partial is None else np.asarray(partial, bool))
+               None if partial is None else np.asarray(partial, bool),
+               tuple(settings(context.config).exclude))
     return write_picture(out_dir / f"{ps.image_id}_satellite.png", pic)
 
 

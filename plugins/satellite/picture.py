@@ -1,9 +1,11 @@
 """``<id>_satellite.png``: what the satellite plugin saw and kept, on the scene's view.
 
 The low-resolution view (true colour, stretched) with: the valid-data footprint's outline
-(cyan), water (blue wash), clouds (magenta wash), kept chips (yellow squares), patches rejected
-for no-data (thin red) and partial patches (padded past the raster's edge: orange), and a
-legend with the counts.
+(cyan), water (blue wash), clouds (magenta wash), kept chips whole of data (yellow squares),
+kept partial chips (part no-data or past the raster's edge, padded with no-data: orange),
+patches rejected for no-data (thin red) and patches over data rejected for too little clear
+land, i.e. under water, cloud or no-data (thin white), and a legend: each colour, its count or
+share of the valid data, and whether a mask is excluded.
 """
 
 from __future__ import annotations
@@ -18,22 +20,26 @@ MAX_SIDE = 1400
 COLOURS = {  # RGB
     "footprint": (0, 230, 255), "water": (40, 110, 255), "cloud": (255, 60, 230),
     "kept": (255, 225, 0), "nodata": (255, 40, 40), "partial": (255, 150, 0),
+    "other": (255, 255, 255),
 }
 
 
 def _boxes(img: np.ndarray, coords: np.ndarray, size0: float, scale: float,
-           colour: tuple[int, int, int], width: int) -> None:
+           colour: tuple[int, int, int], width: int, inset: int = 0) -> None:
+    """Outline each (N, 2) level-0 patch, ``inset`` px inside its edge (neighbouring kept
+    chips stay two squares, and a rejected patch between them keeps its own outline)."""
     import cv2
 
     for x, y in np.asarray(coords, np.float64).reshape(-1, 2):
-        p0 = (int(round(x * scale)), int(round(y * scale)))
-        p1 = (int(round((x + size0) * scale)) - 1, int(round((y + size0) * scale)) - 1)
+        p0 = (int(round(x * scale)) + inset, int(round(y * scale)) + inset)
+        p1 = (int(round((x + size0) * scale)) - 1 - inset,
+              int(round((y + size0) * scale)) - 1 - inset)
         cv2.rectangle(img, p0, p1, colour, width)
 
 
 def draw(rgb: np.ndarray, ds: float, nodata: np.ndarray, masks: dict[str, np.ndarray],
          kept: np.ndarray, size0: float, rejected: np.ndarray, reasons: np.ndarray,
-         partial: np.ndarray | None = None) -> np.ndarray:
+         partial: np.ndarray | None = None, excluded: tuple[str, ...] = ()) -> np.ndarray:
     """The picture as an (H, W, 3) uint8 array (see the module docstring).
 
     Parameters
@@ -42,7 +48,8 @@ def draw(rgb: np.ndarray, ds: float, nodata: np.ndarray, masks: dict[str, np.nda
     masks : ``"water"`` / ``"cloud"`` (h, w) bool (missing ones are not drawn).
     kept : (N, 2) level-0 x, y of the kept patches; size0 : patch side in level-0 px.
     rejected, reasons : (M, 2) and (M,) str of the rejected candidates.
-    partial : (N,) bool kept patches padded past the raster's edge, or None.
+    partial : (N,) bool kept patches that hold no-data or overhang the raster, or None.
+    excluded : names of the masks removed from the foreground (said so in the legend).
     """
     import cv2
 
@@ -62,17 +69,39 @@ def draw(rgb: np.ndarray, ds: float, nodata: np.ndarray, masks: dict[str, np.nda
     contours, _ = cv2.findContours(valid, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(img, contours, -1, COLOURS["footprint"], 2)
     scale = up / ds
+    rej = np.asarray(rejected).reshape(-1, 2)
     bad = np.asarray(reasons).astype(str) == "nodata"
-    _boxes(img, np.asarray(rejected).reshape(-1, 2)[bad], size0, scale, COLOURS["nodata"], 1)
+    other = ~bad & _holds_data(rej, size0, ds, nodata)  # an empty corner of the grid: not drawn
+    _boxes(img, rej[other], size0, scale, COLOURS["other"], 1)
+    _boxes(img, rej[bad], size0, scale, COLOURS["nodata"], 1)
     k = np.asarray(kept).reshape(-1, 2)
     part = np.zeros(len(k), bool) if partial is None else np.asarray(partial, bool)
-    _boxes(img, k[~part], size0, scale, COLOURS["kept"], 2)
-    _boxes(img, k[part], size0, scale, COLOURS["partial"], 2)
+    inset = 3 if size0 * scale >= 24 else 0
+    _boxes(img, k[~part], size0, scale, COLOURS["kept"], 2, inset)
+    _boxes(img, k[part], size0, scale, COLOURS["partial"], 2, inset)
+    labels = {"footprint": "valid-data footprint (outline)"}
+    for name in ("water", "cloud"):
+        if name in masks:
+            how = "excluded" if name in excluded else "scored only"
+            labels[name] = f"{name} {_share(masks, name, nodata)} of the data ({how})"
     return _legend(img, {
-        "footprint": "valid-data footprint", "water": f"water {_share(masks, 'water', nodata)}",
-        "cloud": f"cloud {_share(masks, 'cloud', nodata)}",
-        "kept": f"kept chips {int((~part).sum())}", "partial": f"partial (padded) {int(part.sum())}",
-        "nodata": f"rejected: mostly no-data {int(bad.sum())}"})
+        **labels,
+        "kept": f"kept chip, all data: {int((~part).sum())}",
+        "partial": f"kept chip, partial (edge / no-data): {int(part.sum())}",
+        "nodata": f"rejected, over half no-data: {int(bad.sum())}",
+        "other": f"rejected, too little clear land: {int(other.sum())}"},
+        title=f"{len(k)} chips kept of {len(k) + len(rej)} candidates")
+
+
+def _holds_data(coords: np.ndarray, size0: float, ds: float, nodata: np.ndarray) -> np.ndarray:
+    """(N,) bool: the (N, 2) level-0 patches hold some valid pixel of the (h, w) view."""
+    h, w = nodata.shape
+    out = np.zeros(len(coords), bool)
+    for i, (x, y) in enumerate(coords.tolist()):
+        c0, r0 = max(0, int(x / ds)), max(0, int(y / ds))
+        c1, r1 = min(w, int(np.ceil((x + size0) / ds))), min(h, int(np.ceil((y + size0) / ds)))
+        out[i] = c1 > c0 and r1 > r0 and not nodata[r0:r1, c0:c1].all()
+    return out
 
 
 def _share(masks: dict[str, np.ndarray], name: str, nodata: np.ndarray) -> str:
@@ -83,15 +112,24 @@ def _share(masks: dict[str, np.ndarray], name: str, nodata: np.ndarray) -> str:
     return f"{100 * float(m[valid].mean()):.1f} %"
 
 
-def _legend(img: np.ndarray, labels: dict[str, str]) -> np.ndarray:
+def _legend(img: np.ndarray, labels: dict[str, str], title: str = "") -> np.ndarray:
+    """The picture over a white legend bar: ``title``, then a swatch and text per label, in
+    two columns (three on a wide picture)."""
     import cv2
 
     rows = 22
-    bar = np.full((rows * ((len(labels) + 2) // 3) + 8, img.shape[1], 3), 255, np.uint8)
-    col_w = img.shape[1] // 3
+    cols = 3 if img.shape[1] >= 1200 else 2
+    top = rows if title else 0
+    bar = np.full((top + rows * ((len(labels) + cols - 1) // cols) + 8, img.shape[1], 3), 255,
+                  np.uint8)
+    if title:
+        cv2.putText(bar, title, (8, 6 + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 20, 20), 1,
+                    cv2.LINE_AA)
+    col_w = img.shape[1] // cols
     for i, (key, text) in enumerate(labels.items()):
-        x0, y0 = 8 + (i % 3) * col_w, 6 + (i // 3) * rows
+        x0, y0 = 8 + (i % cols) * col_w, 6 + top + (i // cols) * rows
         cv2.rectangle(bar, (x0, y0 + 3), (x0 + 14, y0 + 15), COLOURS[key], -1)
+        cv2.rectangle(bar, (x0, y0 + 3), (x0 + 14, y0 + 15), (90, 90, 90), 1)  # white shows
         cv2.putText(bar, text, (x0 + 20, y0 + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (20, 20, 20),
                     1, cv2.LINE_AA)
     return np.concatenate([img, bar], axis=0)
