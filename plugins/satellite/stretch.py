@@ -47,6 +47,7 @@ def to_rgb8(raw3: np.ndarray, valid: np.ndarray, stretch: np.ndarray | None,
 
     if raw3.shape[1] == 0 or raw3.shape[2] == 0:
         return np.zeros((*raw3.shape[1:], 3), np.uint8)
+    planes: list[np.ndarray]  # three (h, w) uint8
     if lut is not None and raw3.dtype.kind == "u" and lut.shape[1] == 2 ** (8 * raw3.dtype.itemsize):
         if raw3.dtype == np.uint8:  # OpenCV's table lookup: ~15x numpy's gather
             planes = [cv2.LUT(np.ascontiguousarray(raw3[i]), lut[i]) for i in range(3)]
@@ -61,7 +62,7 @@ def to_rgb8(raw3: np.ndarray, valid: np.ndarray, stretch: np.ndarray | None,
     rgb = cv2.merge(planes).reshape(*raw3.shape[1:], 3)
     if not valid.all():
         rgb[~valid] = 0
-    black = ((planes[0] | planes[1] | planes[2]) == 0) & valid
+    black = (np.bitwise_or(np.bitwise_or(planes[0], planes[1]), planes[2]) == 0) & valid
     if black.any():
         rgb[black] = 1
     return rgb
