@@ -9,6 +9,7 @@ JPEG 2000 tiles.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import struct
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from gigapatch.errors import GigapatchError, ImageError
+from gigapatch.io.bad_tiles import BadJpeg, BadTiles, check_jpeg, decode_jpeg
 from gigapatch.io.image import COPY_BAND_BYTES, Image
 from gigapatch.io.pixels import standalone_jpeg, to_rgb
 from gigapatch.io.tiff_metadata import ome_metadata, resolution_mpp, svs_metadata, to_float
@@ -32,6 +34,20 @@ _JPEG_COMPRESSIONS = (6, 7)
 _VALID_PHOTOMETRIC = {0: "miniswhite", 1: "minisblack", 2: "rgb", 3: "palette", 6: "ycbcr"}
 _region_pool: ThreadPoolExecutor | None = None
 _region_pool_lock = threading.Lock()
+
+
+class _DemoteToDebug(logging.Filter):
+    """tifffile logs what it finds wrong while it parses a file (``ERROR: <TiffTag.fromfile>
+    raised ...``, once or several times): the readers say what matters in their own one-line
+    error, so its records are demoted to DEBUG (shown with ``GIGAPATCH_DEBUG``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+logging.getLogger("tifffile").addFilter(_DemoteToDebug())
 
 
 def short_message(exc: BaseException) -> str:
@@ -64,6 +80,20 @@ class _Level:
     @property
     def nseg(self) -> int:
         return self.ntx * self.nty
+
+    @property
+    def strict_jpeg(self) -> bool:
+        """True when the segments are 8-bit grey or 3-channel JPEG streams (compression 7) that
+        :func:`gigapatch.io.bad_tiles.decode_jpeg` decodes (warnings as errors)."""
+        return (self.compression == 7 and not self.separate and self.samples in (1, 3)
+                and self.photometric in (0, 1, 2, 6))
+
+    def segment_shapes(self, ty: int) -> tuple[tuple[int, int], ...]:
+        """The (height, width) a segment of row ``ty`` may declare: a tile's, or a strip's
+        (the last one's rows, or a whole strip's, as some writers pad it)."""
+        if self.tiled:
+            return ((self.th, self.tw),)
+        return ((min(self.th, self.height - ty * self.th), self.tw), (self.th, self.tw))
 
 
 def _page_problem(page: Any) -> str | None:
@@ -375,6 +405,11 @@ class TiffImage(Image):
         self._io_lock = threading.Lock()
         self.cache = TileCache(cache_bytes)
         self._store_tiles = True
+        #: the tiles that did not decode cleanly, and the policy for them (read.on_bad_tile)
+        self.bad_tiles = BadTiles()
+        #: per level, one byte a segment: 1 once it decoded (or was checked) cleanly or was
+        #: recorded bad, so a passthrough copy checks a tile at most once
+        self._checked = [bytearray(lv.nseg) for lv in self._levels]
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as (path, cache size): a copy in another process reopens the file."""
@@ -520,35 +555,91 @@ class TiffImage(Image):
 
         For JPEG tiles (:meth:`tile_is_jpeg`) the bytes are a standalone .jpg (tables merged);
         other codecs return the raw TIFF segment.
+        A JPEG tile not decoded yet is checked first (:func:`gigapatch.io.bad_tiles.check_jpeg`:
+        a copy is never made of bytes the decoder would warn about); a bad one raises
+        :class:`~gigapatch.io.bad_tiles.BadTileError`, or under ``bad_tiles.policy == "skip"``
+        is recorded and gives None (the caller then reads the patch: white).
         """
         lv = self._level(level)
         self._check_tile(lv, level, tx, ty)
-        data = self._segment(lv, ty * lv.ntx + tx)
+        index = ty * lv.ntx + tx
+        data = self._segment(lv, index)
         if data is not None and lv.compression == 7:
             data = standalone_jpeg(data, lv.jpegtables, rgb=lv.photometric == 2 and not lv.jfif)
+            if lv.strict_jpeg and not self._checked[level][index]:
+                problem = check_jpeg(data, lv.segment_shapes(ty))
+                self._checked[level][index] = 1
+                if problem is not None:
+                    self._bad(level, tx, ty, problem)
+                    return None
         return data
+
+    def _bad(self, level: int, tx: int, ty: int, problem: str) -> None:
+        """Tile (tx, ty) of ``level`` is bad: raise, or record it (``bad_tiles.policy``)."""
+        lv, ds = self._levels[level], self._downsamples[level]
+        box = (math.floor(tx * lv.tw * ds), math.floor(ty * lv.th * ds),
+               math.ceil(min((tx + 1) * lv.tw, lv.width) * ds),
+               math.ceil(min((ty + 1) * lv.th, lv.height) * ds))
+        self.bad_tiles.met(self.path, (level, tx, ty), box, problem)
+
+    def check_tiles(self, level: int, keys: np.ndarray, workers: int = 4) -> None:
+        """Decode (or for JPEG, check at 1/8 scale) every tile ``keys`` (K, 2) (tx, ty) of
+        ``level`` not looked at yet, nothing cached: a bad one raises or is recorded as
+        :meth:`read_tile` would (see :mod:`gigapatch.io.bad_tiles`)."""
+        lv = self._level(level)
+        done = self._checked[level]
+        todo = [(int(tx), int(ty)) for tx, ty in np.asarray(keys).reshape(-1, 2)
+                if not done[int(ty) * lv.ntx + int(tx)]]
+
+        def one(key: tuple[int, int]) -> None:
+            tx, ty = key
+            if lv.strict_jpeg:
+                self.raw_tile(level, tx, ty)
+            else:
+                self._decode_tile(level, tx, ty)
+
+        if len(todo) > 8 and workers > 1:
+            for _ in _pool().map(one, todo):
+                pass
+        else:
+            for key in todo:
+                one(key)
 
     def _check_tile(self, lv: _Level, level: int, tx: int, ty: int) -> None:
         if not (0 <= tx < lv.ntx and 0 <= ty < lv.nty):
             raise ValueError(f"tile ({tx}, {ty}) outside level {level}'s {lv.ntx} x {lv.nty} grid")
 
-    def _decode_tile(self, level: int, tx: int, ty: int) -> np.ndarray:
-        lv = self._levels[level]
-        index = ty * lv.ntx + tx
+    def _planes(self, lv: _Level, index: int, ty: int) -> list[np.ndarray] | None:
+        """The decoded sample planes of segment ``index`` (row ``ty``), None when sparse.
+        Raises BadJpeg (strict JPEG) or what the codec raises."""
         indices = [index + s * lv.nseg for s in range(lv.samples)] if lv.separate else [index]
-        planes: list[np.ndarray] | None = []
+        planes: list[np.ndarray] = []
         for i in indices:
             data = self._segment(lv, i)
             if data is None:
-                planes = None
-                break
-            try:
-                arr = lv.decode(data, i, jpegtables=lv.jpegtables)[0]
-            except Exception as e:
-                raise ImageError(self.path, f"cannot decode tile ({tx}, {ty}) of level {level} "
-                                 f"({short_message(e)}); is the file truncated or corrupt?") from e
-            assert planes is not None
-            planes.append(arr[0])
+                return None
+            if lv.strict_jpeg:
+                jpeg = standalone_jpeg(data, lv.jpegtables,
+                                       rgb=lv.photometric == 2 and not lv.jfif)
+                planes.append(decode_jpeg(jpeg, lv.segment_shapes(ty), lv.samples))
+            else:
+                planes.append(lv.decode(data, i, jpegtables=lv.jpegtables)[0][0])
+        return planes
+
+    def _decode_tile(self, level: int, tx: int, ty: int) -> np.ndarray:
+        lv = self._levels[level]
+        index = ty * lv.ntx + tx
+        try:
+            planes = self._planes(lv, index, ty)
+        except (GigapatchError, ImportError):
+            raise
+        except MemoryError:
+            raise ImageError(self.path, f"tile ({tx}, {ty}) of level {level} does not fit in "
+                             "memory decoded; a damaged header?") from None
+        except Exception as e:  # a codec's error, or a strict JPEG decoder's warning
+            self._bad(level, tx, ty, str(e) if isinstance(e, BadJpeg) else short_message(e))
+            planes = None  # skipped (recorded): white
+        self._checked[level][index] = 1
         if planes is None:
             tile = np.full((lv.th, lv.tw, 3), 255, np.uint8)
         else:

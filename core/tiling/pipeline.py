@@ -17,6 +17,7 @@ import numpy as np
 
 from gigapatch.config import Config
 from gigapatch.errors import ConfigError
+from gigapatch.io.bad_tiles import bad_tiles_of, check_tiles_under, patches_over, set_policy
 from gigapatch.io.geometry import interop_attrs, resolve_geometry
 from gigapatch.io.image import Image
 from gigapatch.io.resolution import check_mpp
@@ -230,7 +231,8 @@ def run_tiling(image: Image, config: Config) -> Tiling:
     :class:`Tiling` with every candidate (kept and rejected) and the image's context.
     """
     ctx = ImageContext(image=image, config=config)
-    get_plugin_manager().hook.gigapatch_prepare_image(context=ctx)  # before anything is read
+    set_policy(image, config.read.on_bad_tile)  # before anything is read
+    get_plugin_manager().hook.gigapatch_prepare_image(context=ctx)
     geom = ctx.geometry = resolve_geometry(image, config.patch)
     _, warnings = check_mpp(image)
     for w in warnings:
@@ -279,6 +281,8 @@ def run_tiling(image: Image, config: Config) -> Tiling:
     columns = patch_columns(ctx, coords)
     fg_fraction = float(ctx.mask.mean()) if ctx.mask.size else 0.0
     attrs = _attrs(image, config, geom, ds, fg_fraction)
+    if config.read.on_bad_tile == "skip":
+        attrs.update(drop_bad_tile_patches(ctx, coords, keep, reason))
     attrs["mpp_warnings"] = "; ".join(warnings)
     attrs["n_regions"] = len(ctx.regions)
     if not keep.any():  # foreground, but in pieces no patch can keep: say so, not "empty"
@@ -286,6 +290,28 @@ def run_tiling(image: Image, config: Config) -> Tiling:
         if note is not None:
             attrs["foreground_note"] = note
     return Tiling(ctx, coords, region, scores, keep, reason, columns, attrs, warnings)
+
+
+def drop_bad_tile_patches(ctx: ImageContext, coords: np.ndarray, keep: np.ndarray,
+                          reason: np.ndarray) -> dict[str, int]:
+    """Under ``read.on_bad_tile: skip``: check the stored tiles under the kept patches (those
+    not decoded yet), then reject with reason ``bad_tile`` (in place in ``keep`` / ``reason``)
+    every candidate over a tile that did not decode cleanly, at any level (a rejected one too:
+    its scores came from a white tile); a warning says how many.
+    Returns the attrs ``bad_tiles`` (tiles met) and ``bad_tile_patches`` (candidates over them).
+    """
+    geom, image = ctx.geometry, ctx.image
+    assert geom is not None
+    check_tiles_under(image, coords[keep], geom.level, geom.read_size, ctx.config.score.workers)
+    tiles = bad_tiles_of(image)
+    over = patches_over(tiles.boxes(), coords, geom.size_level0)
+    keep[over] = False
+    reason[over] = "bad_tile"
+    if tiles.found:
+        log.warning("%s: %d bad tile(s) skipped (%s): %d patch(es) over them dropped",
+                    image.path or image.image_id, len(tiles.found), tiles.describe(),
+                    int(over.sum()))
+    return {"bad_tiles": len(tiles.found), "bad_tile_patches": int(over.sum())}
 
 
 def patch_columns(context: ImageContext, coords: np.ndarray) -> dict[str, np.ndarray]:
@@ -335,6 +361,7 @@ def _attrs(image: Image, cfg: Config, geom: Any, ds: float, fg_fraction: float) 
 __all__ = [
     "Tiling",
     "compute_mask",
+    "drop_bad_tile_patches",
     "mask_downsample_for",
     "mask_stage",
     "place_stage",
