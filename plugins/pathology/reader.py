@@ -93,7 +93,11 @@ class OpenSlideImage(Image):
             rgba = np.asarray(self._osr.read_region(
                 (int(location[0]), int(location[1])), int(level), (int(size[0]), int(size[1]))))
         except openslide.OpenSlideError as e:
-            raise ImageError(self.path, f"OpenSlide read failed ({_first_line(e)})") from e
+            # OpenSlide makes libjpeg's warnings (corrupt JPEG data) errors, and its handle
+            # unusable after one: the image fails (read.on_bad_tile skip is the core reader's)
+            raise ImageError(self.path, f"OpenSlide cannot read level {int(level)} at level-0 "
+                             f"x={int(location[0])}, y={int(location[1])}, {int(size[0])} x "
+                             f"{int(size[1])} px ({_first_line(e)}); the file is corrupt") from e
         alpha = rgba[..., 3]
         if alpha.min() == 255:
             return np.ascontiguousarray(rgba[..., :3])

@@ -195,6 +195,28 @@ def test_api_read_fails_then_skips(svs_tiles, tmp_path: Path) -> None:
         np.testing.assert_array_equal(got, ref)
 
 
+def test_openslide_reader_fails_in_one_line(svs_tiles, tmp_path: Path) -> None:
+    """The CLI reads .svs with the core reader (tested above); forced through OpenSlide (which
+    makes libjpeg's warnings errors), a read over a damaged tile fails in one line naming the
+    file and the region, and the clean tiles before it read as OpenSlide reads the clean file."""
+    pytest.importorskip("openslide")
+    src, tiles = svs_tiles
+    bad = corrupt_copy(src, tmp_path / "bad.svs", tiles, ["cut"])
+    _, _, side, ntx, _ = tile_segments(src)
+    tx, ty = tiles[0] % ntx, tiles[0] // ntx
+    good = next(i for i in range(len(tiles) + 1) if i not in tiles)
+    with open_image(bad, reader="openslide") as image, \
+            open_image(src, reader="openslide") as clean:
+        gx, gy = good % ntx * side, good // ntx * side
+        np.testing.assert_array_equal(image.read_region((gx, gy), 0, (side, side)),
+                                      clean.read_region((gx, gy), 0, (side, side)))
+        with pytest.raises(ImageError) as e:
+            image.read_region((tx * side, ty * side), 0, (side, side))
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and msg.startswith(f"{bad}: OpenSlide cannot read level 0")
+    assert f"x={tx * side}, y={ty * side}" in msg and "Corrupt JPEG data" in msg
+
+
 def test_strict_decoder_matches_imagecodecs_and_its_check(pathology_dir: Path) -> None:
     """The strict decoder gives imagecodecs' pixels on every clean tile of the SVS and the
     generic pyramid (RGB and YCbCr JPEG); on 300 random damages of 1-8 bytes, the 1/8-scale
