@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 
 from gigapatch.errors import GigapatchError, ImageError
+from gigapatch.io.bad_tiles import BadJpeg, decode_jpeg
 from gigapatch.io.image import Image, pad_region
 from gigapatch.io.physical import PixelSize
+from gigapatch.io.pixels import standalone_jpeg
 from gigapatch.io.samples import fill_value, to_rgb8, white_level
 from gigapatch.io.tiff import pyramid_pages, short_message
 from gigapatch.io.tiff_metadata import resolution_mpp
@@ -72,10 +74,21 @@ class _Blocks:
     jpegtables: bytes | None
     raw_dtype: np.dtype
     planes: tuple[int, ...]  # raw rows: the byte where each plane's strip starts
+    #: 8-bit chunky JPEG blocks, decoded strictly (see :mod:`gigapatch.io.bad_tiles`); an RGB
+    #: stream without JFIF marks is told so (Adobe marker) rather than taken for YCbCr
+    strict_jpeg: bool = False
+    jpeg_rgb: bool = False
+    tiled: bool = True
 
     @property
     def nseg(self) -> int:
         return self.nbx * self.nby
+
+    def shapes(self, by: int) -> tuple[tuple[int, int], ...]:
+        """The (height, width) block row ``by`` may declare (a last strip: its rows or all)."""
+        if self.tiled:
+            return ((self.bh, self.bw),)
+        return ((min(self.bh, self.height - by * self.bh), self.bw), (self.bh, self.bw))
 
 
 def native_problem(page: Any) -> str | None:
@@ -129,8 +142,12 @@ def _blocks(page: Any, byteorder: str) -> _Blocks:
         bw, bh = int(page.tilewidth), int(page.tilelength)
     else:
         bw, bh = w, min(h, int(page.rowsperstrip or h))
+    strict = (int(page.compression) == 7 and dtype.itemsize == 1 and not separate
+              and samples in (1, 3))
     return _Blocks(w, h, bw, bh, -(-w // bw), -(-h // bh), offsets, counts, samples, separate,
-                   page.decode, page.jpegtables, dtype, ())
+                   page.decode, page.jpegtables, dtype, (), strict_jpeg=strict,
+                   jpeg_rgb=int(page.photometric) == 2 and not page.is_jfif,
+                   tiled=bool(page.is_tiled))
 
 
 class NativeTiffImage(Image):
@@ -255,11 +272,19 @@ class NativeTiffImage(Image):
             if count == 0 or offset == 0:  # sparse block
                 return np.full((lv.bh, lv.bw, self._channels), fill_value(self._dtype),
                                self._dtype)
+            data = self._read(offset, count)
             try:
-                arr = lv.decode(self._read(offset, count), i, jpegtables=lv.jpegtables)[0]
+                if lv.strict_jpeg:
+                    parts.append(decode_jpeg(standalone_jpeg(data, lv.jpegtables, lv.jpeg_rgb),
+                                             lv.shapes(by), lv.samples))
+                    continue
+                arr = lv.decode(data, i, jpegtables=lv.jpegtables)[0]
+            except (GigapatchError, ImportError, MemoryError):
+                raise
             except Exception as e:
+                why = str(e) if isinstance(e, BadJpeg) else short_message(e)
                 raise ImageError(self.path, f"cannot decode block ({bx}, {by}) of level {level} "
-                                 f"({short_message(e)}); is the file truncated or corrupt?") from e
+                                 f"({why}); is the file truncated or corrupt?") from e
             parts.append(arr[0])
         block = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
         out = self._own_samples(block)

@@ -217,6 +217,36 @@ def test_openslide_reader_fails_in_one_line(svs_tiles, tmp_path: Path) -> None:
     assert f"x={tx * side}, y={ty * side}" in msg and "Corrupt JPEG data" in msg
 
 
+@pytest.mark.parametrize("layout", [{"tile": (64, 64)}, {"rowsperstrip": 48}])
+def test_grey_jpeg_blocks_of_the_native_reader(metal_surface_dir: Path, tmp_path: Path,
+                                               layout: dict) -> None:
+    """A grey JPEG TIFF (a NEU-DET steel image, tiled or in strips) goes to the native reader:
+    its blocks decode strictly to tifffile's pixels, and a block cut short fails in one line."""
+    import cv2
+    import tifffile
+
+    grey = cv2.imread(str(metal_surface_dir / "crazing_1.jpg"), cv2.IMREAD_GRAYSCALE)
+    path = tmp_path / "steel.tif"
+    tifffile.imwrite(path, grey, compression="jpeg", photometric="minisblack", **layout)
+    h, w = grey.shape
+    with open_image(path) as image:
+        assert image.reader_name == "tiff-native"
+        got = image.read_region_raw((0, 0), 0, (w, h))[..., 0]
+    np.testing.assert_array_equal(got, tifffile.imread(path))
+    with tifffile.TiffFile(path) as tf:
+        o, c = tf.pages[0].dataoffsets[1], tf.pages[0].databytecounts[1]
+    data = bytearray(path.read_bytes())
+    data[o:o + c] = damage(bytes(data[o:o + c]), "cut")
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ImageError) as e:
+        with open_image(bad) as image:
+            image.read_region_raw((0, 0), 0, (w, h))
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and msg.startswith(f"{bad}: cannot decode block")
+    assert "Corrupt JPEG data: premature end of data segment" in msg
+
+
 def test_strict_decoder_matches_imagecodecs_and_its_check(pathology_dir: Path) -> None:
     """The strict decoder gives imagecodecs' pixels on every clean tile of the SVS and the
     generic pyramid (RGB and YCbCr JPEG); on 300 random damages of 1-8 bytes, the 1/8-scale
