@@ -20,6 +20,7 @@ _LAZY: dict[str, str] = {
     "ImageError": "gigapatch.errors",
     "ConfigError": "gigapatch.errors",
     "ResolutionError": "gigapatch.errors",
+    "OutputError": "gigapatch.errors",
     "Config": "gigapatch.config",
     "load_config": "gigapatch.config",
     "plugin_settings": "gigapatch.config",
@@ -100,7 +101,13 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from gigapatch.cohort import tile_many  # noqa: F401
     from gigapatch.config import Config, load_config, plugin_settings  # noqa: F401
-    from gigapatch.errors import ConfigError, GigapatchError, ImageError, ResolutionError  # noqa: F401
+    from gigapatch.errors import (  # noqa: F401
+        ConfigError,
+        GigapatchError,
+        ImageError,
+        OutputError,
+        ResolutionError,
+    )
     from gigapatch.io.atomic import atomic_path, write_text_atomic  # noqa: F401
     from gigapatch.io.geometry import PatchGeometry, resolve_geometry  # noqa: F401
     from gigapatch.io.image import ArrayImage, Image, pad_region  # noqa: F401

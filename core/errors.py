@@ -20,5 +20,9 @@ class ConfigError(GigapatchError):
     """An invalid configuration (unknown key, bad value, impossible combination)."""
 
 
+class OutputError(GigapatchError):
+    """An output that cannot be written (a full disk, a file size limit, a read-only folder)."""
+
+
 class ResolutionError(GigapatchError):
     """A physical size (mpp / magnification) was asked for an image whose resolution is unknown."""

@@ -8,11 +8,34 @@ colleagues sharing an output folder must be able to read it. Folders are created
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from gigapatch.errors import OutputError
+
+#: why a write failed, by errno, where it is the place and not the program: said in one line
+_WRITE_FAILURES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EFBIG: "a file size limit was reached (ulimit -f?) or the file system's largest file",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "not permitted",
+}
+
+
+def write_failure(path: str | Path, error: BaseException) -> OutputError | None:
+    """The one-line :class:`OutputError` for an ``OSError`` that says the output ``path`` cannot
+    be written (full disk, file size limit, quota, read-only, permission); None for any other
+    error (a bug, which keeps its own type)."""
+    if not isinstance(error, OSError) or error.errno not in _WRITE_FAILURES:
+        return None
+    return OutputError(f"{path}: cannot write it: {_WRITE_FAILURES[error.errno]} "
+                       f"({error.strerror or os.strerror(error.errno)})")
 
 
 def _create_temporary(path: Path) -> Path:
@@ -34,11 +57,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds
     (the temporary file is removed otherwise, also on Ctrl-C)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _create_temporary(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = _create_temporary(path)
+    except OSError as e:
+        raise (write_failure(path, e) or e) from None
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:
+        if (failure := write_failure(path, e)) is not None:
+            raise failure from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -53,4 +83,4 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "write_bytes_atomic", "write_failure", "write_text_atomic"]

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gigapatch.errors import ConfigError
+from gigapatch.io.atomic import write_failure
 from gigapatch.io.patches import as_coords, read_patch, reserve_cache, tile_order, windowed_map
 
 if TYPE_CHECKING:
@@ -74,14 +75,19 @@ def encode_patch(patch: np.ndarray, fmt: str = "jpeg", quality: int = 90) -> byt
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file (no temporary name: for a staging directory)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+    """Write ``data`` to a new file (no temporary name: for a staging directory); a full disk
+    or a file size limit is a one-line :class:`~gigapatch.errors.OutputError`."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0),
+                     0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise (write_failure(path, e) or e) from None
 
 
 def _staging_dir(out: Path, replace: bool = False) -> Path | None:
