@@ -67,10 +67,15 @@ class RefineConfig(_Strict):
     pad: int = Field(0, ge=0, description="pixels of padding around the mask border")
 
 
+#: the smallest patch side in output px
+MIN_PATCH_SIZE = 16
+
+
 class PatchConfig(_Strict):
     """Patch geometry and placement."""
 
-    size: int = Field(256, ge=1, description="patch side in output pixels")
+    size: int = Field(256, ge=MIN_PATCH_SIZE, description="patch side in output pixels (at "
+                      f"least {MIN_PATCH_SIZE}: smaller patches hold no texture to score)")
     stride: int | None = Field(None, ge=1, description="step between patches (None = size)")
     level: int | None = Field(0, ge=0, description="pyramid level (ignored when mpp/magnification set)")
     mpp: float | None = Field(None, gt=0, description="target microns per pixel")
@@ -97,6 +102,11 @@ class PatchConfig(_Strict):
     min_foreground: float = Field(0.5, ge=0, le=1, description="keep patches with at least this")
     per_region: bool = Field(
         False, description="place each region on its own (a patch never holds two regions)"
+    )
+    max_candidates: int = Field(
+        2_000_000, ge=1, description="an image whose patch grid (size and stride over the whole "
+        "image) has more positions than this is refused before any work (a tiny patch or "
+        "stride would take hours and gigabytes)",
     )
     edge: Literal["inside", "pad", "shift"] = Field(
         "inside",
@@ -257,6 +267,8 @@ def nest_dotted(overrides: dict[str, Any]) -> dict[str, Any]:
 MAX_YAML_BYTES = 1 << 20
 #: values (mappings, lists, scalars) a YAML document may expand to, its aliases followed
 MAX_YAML_NODES = 100_000
+#: collections a YAML document may nest (a config needs 4)
+MAX_YAML_DEPTH = 100
 
 
 def _expanded_nodes(data: Any, budget: int) -> int:
@@ -274,14 +286,35 @@ def _expanded_nodes(data: Any, budget: int) -> int:
     return n
 
 
+def _nesting(text: str, loader: Any) -> int:
+    """How deep ``text``'s collections nest, read from the parser's events (an iterative
+    parser: a deep document is measured without the recursion that builds it, which crashes
+    libyaml's composer past ~10^4 levels); stops counting past :data:`MAX_YAML_DEPTH`."""
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return depth
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return 0
+
+
 def safe_yaml(text: str, source: object) -> Any:
     """YAML ``text`` as plain data (no tags that build objects), bounded: a document that
     expands to more than :data:`MAX_YAML_NODES` values through its aliases (a "billion laughs")
-    is refused. One-line :class:`ConfigError` naming ``source`` on any problem."""
+    or nests more than :data:`MAX_YAML_DEPTH` levels is refused. One-line :class:`ConfigError` naming ``source`` on any problem."""
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:  # libyaml's parser when PyYAML has it (safe, like safe_load; several times faster)
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        if len(text) > 2 * MAX_YAML_DEPTH and _nesting(text, loader) > MAX_YAML_DEPTH:
+            raise ConfigError(f"{source}: YAML nested more than {MAX_YAML_DEPTH} levels deep; "
+                              "refused")
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as e:
         raise ConfigError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
     except RecursionError:

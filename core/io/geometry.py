@@ -76,7 +76,36 @@ def resolve_geometry(image: Image, patch: PatchConfig) -> PatchGeometry:
 
     patch, max_object = physical_patch(image, patch)
     where = str(image.path) if image.path else "image"
-    return cap_stride(_resolve_geometry(image, patch), max_object, where)
+    geometry = cap_stride(_resolve_geometry(image, patch), max_object, where)
+    check_grid(geometry, image.dimensions, patch.max_candidates, where)
+    return geometry
+
+
+#: the largest side a patch may be read at before it is resized (a 32k x 32k RGB read is 3 GiB)
+MAX_READ_SIDE = 32_768
+
+
+def check_grid(geometry: PatchGeometry, dims: tuple[int, int], max_candidates: int,
+               where: str) -> None:
+    """ResolutionError unless ``geometry`` covers at least one level-0 pixel a patch and step
+    and its grid over a ``dims`` = (w, h) level-0 image has at most ``max_candidates``
+    positions (checked before any mask or score is computed: a 1 px patch must not hang)."""
+    size0, stride0 = geometry.size_level0, geometry.stride_level0
+    if size0 < 1 or stride0 < 1:
+        raise ResolutionError(f"{where}: a patch of {geometry.size} px (step {geometry.stride}) "
+                              f"covers {size0} x {stride0} level-0 px at this resolution; ask "
+                              "for a coarser mpp or a larger patch")
+    if geometry.read_size > MAX_READ_SIDE:
+        raise ResolutionError(f"{where}: one patch would be read as {geometry.read_size:,} x "
+                              f"{geometry.read_size:,} px (limit {MAX_READ_SIDE:,}); ask for a "
+                              "finer mpp or a smaller patch")
+    w, h = dims
+    n = (max(w - size0, 0) // stride0 + 1) * (max(h - size0, 0) // stride0 + 1)
+    if n > max_candidates:
+        raise ResolutionError(
+            f"{where}: a patch of {size0} level-0 px every {stride0} px gives {n:,} positions "
+            f"over {w:,} x {h:,} px, more than patch.max_candidates = {max_candidates:,}; use a "
+            "larger patch or stride (or raise patch.max_candidates)")
 
 
 def _resolve_geometry(image: Image, patch: PatchConfig) -> PatchGeometry:
@@ -278,9 +307,11 @@ def ceil_div(a: int, b: int) -> int:
 
 __all__ = [
     "CONSUMER_READER",
+    "MAX_READ_SIDE",
     "ConsumerLevel",
     "PatchGeometry",
     "ceil_div",
+    "check_grid",
     "consumer_level",
     "interop_attrs",
     "level0_to_level",

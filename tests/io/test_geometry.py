@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gigapatch.config import PatchConfig
+from gigapatch.config import MIN_PATCH_SIZE, PatchConfig
 from gigapatch.errors import ResolutionError
 from gigapatch.io.geometry import (
+    MAX_READ_SIDE,
     level0_to_level,
     level_to_level0,
     magnification_to_mpp,
@@ -97,12 +98,13 @@ def test_mpp_magnification_inverse(m: float) -> None:
 @SETTINGS
 @given(
     image=pyramids(),
-    size=st.integers(1, 1024),
+    size=st.integers(MIN_PATCH_SIZE, 1024),
     stride=st.one_of(st.none(), st.integers(1, 2048)),
     level=st.integers(0, 8),
 )
 def test_resolve_geometry_by_level(image, size: int, stride, level: int) -> None:
-    g = resolve_geometry(image, PatchConfig(size=size, stride=stride, level=level))
+    g = resolve_geometry(image, PatchConfig(size=size, stride=stride, level=level,
+                                            max_candidates=NO_CAP))
     assert g.level == min(level, image.level_count - 1)
     assert g.downsample == image.level_downsamples[g.level]
     assert g.read_size == size and g.resize_factor == 1.0
@@ -115,13 +117,13 @@ def test_resolve_geometry_by_level(image, size: int, stride, level: int) -> None
 @SETTINGS
 @given(
     image=pyramids(),
-    size=st.integers(1, 1024),
+    size=st.integers(MIN_PATCH_SIZE, 1024),
     stride=st.one_of(st.none(), st.integers(1, 2048)),
     mpp=st.floats(0.05, 20.0),
 )
 def test_resolve_geometry_by_mpp(image, size: int, stride, mpp: float) -> None:
-    cfg = PatchConfig(size=size, stride=stride, mpp=mpp)
-    if image.mpp is None:
+    cfg = PatchConfig(size=size, stride=stride, mpp=mpp, max_candidates=NO_CAP)
+    if image.mpp is None or _out_of_bounds(image, size, stride, mpp / image.mpp):
         with pytest.raises(ResolutionError):
             resolve_geometry(image, cfg)
         return
@@ -144,10 +146,13 @@ def test_resolve_geometry_by_mpp(image, size: int, stride, mpp: float) -> None:
 
 
 @SETTINGS
-@given(image=pyramids(), size=st.integers(1, 512), mag=st.sampled_from([2.5, 5.0, 10.0, 20.0]))
+@given(image=pyramids(), size=st.integers(MIN_PATCH_SIZE, 512),
+       mag=st.sampled_from([2.5, 5.0, 10.0, 20.0]))
 def test_resolve_geometry_by_magnification(image, size: int, mag: float) -> None:
-    cfg = PatchConfig(size=size, magnification=mag)
-    if image.mpp is None and image.magnification is None:
+    cfg = PatchConfig(size=size, magnification=mag, max_candidates=NO_CAP)
+    if image.mpp is None and image.magnification is None or _out_of_bounds(
+            image, size, None, magnification_to_mpp(mag) / image.mpp if image.mpp is not None
+            else image.magnification / mag):
         with pytest.raises(ResolutionError):
             resolve_geometry(image, cfg)
         return
@@ -158,6 +163,40 @@ def test_resolve_geometry_by_magnification(image, size: int, mag: float) -> None
         factor = image.magnification / mag
     assert g.size_level0 == round(size * factor)
     assert g.level == 0 or g.downsample <= factor * (1 + 1e-6)
+
+
+#: no cap on the grid's positions (the geometry maths alone)
+NO_CAP = 10**18
+
+
+def _out_of_bounds(image, size: int, stride: int | None, factor: float) -> bool:
+    """True when a patch of ``size`` px at ``factor`` level-0 px per output px covers no
+    level-0 pixel, or is read larger than MAX_READ_SIDE (refused)."""
+    if round(size * factor) < 1 or round((stride or size) * factor) < 1:
+        return True
+    level = image.get_best_level_for_downsample(factor)
+    return max(1, round(size * factor / image.level_downsamples[level])) > MAX_READ_SIDE
+
+
+def test_grid_bounds_refuse_before_any_work() -> None:
+    """A 1 px step over a 150k px slide (10^10 positions), a patch under one level-0 px, one read
+    past MAX_READ_SIDE: a ResolutionError naming the image and the numbers."""
+    from gigapatch import ArrayImage
+
+    class Big(ArrayImage):
+        @property
+        def level_dimensions(self):
+            return ((150_000, 100_000),)
+
+    image = Big(np.zeros((8, 8, 3), np.uint8), mpp=0.25, path="big.svs")
+    with pytest.raises(ResolutionError, match=r"big.svs: .*14,996,250,225 positions.*max_cand"):
+        resolve_geometry(image, PatchConfig(size=16, stride=1))
+    g = resolve_geometry(image, PatchConfig(size=256))  # 227k positions: fine
+    assert g.size_level0 == 256
+    with pytest.raises(ResolutionError, match="covers 0 x 0 level-0 px"):
+        resolve_geometry(image, PatchConfig(size=16, mpp=0.001))
+    with pytest.raises(ResolutionError, match="read as 40,960 x 40,960 px"):
+        resolve_geometry(image, PatchConfig(size=1024, mpp=10.0))
 
 
 @st.composite
