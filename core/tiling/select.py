@@ -45,17 +45,29 @@ _CMPOPS: dict[type, Any] = {
 REASONS = ("foreground", "sharpness", "keep", "top_n", "top_percent")
 
 
+#: a keep expression longer than this is refused before it is parsed
+MAX_KEEP_CHARS = 2_000
+
+
 def _fail(expr: str, problem: str, names: list[str]) -> ConfigError:
     known = ", ".join(sorted(names)) or "none"
-    return ConfigError(f"score.keep expression {expr!r}: {problem} (known columns: {known})")
+    shown = expr if len(expr) <= 120 else f"{expr[:100]}...({len(expr):,} characters)"
+    return ConfigError(f"score.keep expression {shown!r}: {problem} (known columns: {known})")
 
 
 def _check_expression(expr: str, names: list[str]) -> ast.Expression:
-    """Parse ``expr`` and verify that it uses only the allowed node types and known names."""
+    """Parse ``expr`` and verify that it uses only the allowed node types and known names
+    (no calls, attributes, subscripts, lambdas, comprehensions or powers), at most
+    :data:`MAX_KEEP_CHARS` long (parse time and memory bounded)."""
+    if len(expr) > MAX_KEEP_CHARS:
+        raise _fail(expr, f"longer than {MAX_KEEP_CHARS:,} characters", names)
     try:
         tree = ast.parse(expr.strip(), mode="eval")
     except SyntaxError as e:
         raise _fail(expr, f"not a valid expression ({e.msg})", names) from None
+    except (RecursionError, MemoryError, ValueError) as e:  # nesting, huge literals
+        raise _fail(expr, f"not a valid expression ({type(e).__name__.lower()}: "
+                    f"{str(e)[:80]})", names) from None
     allowed = (
         ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
         ast.BinOp, ast.Compare, ast.Name, ast.Load, ast.Constant, *_BINOPS, *_CMPOPS,
