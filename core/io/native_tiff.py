@@ -36,7 +36,7 @@ from gigapatch.io.image import Image, pad_region
 from gigapatch.io.physical import PixelSize
 from gigapatch.io.pixels import standalone_jpeg
 from gigapatch.io.samples import fill_value, to_rgb8, white_level
-from gigapatch.io.tiff import pyramid_pages, short_message
+from gigapatch.io.tiff import pyramid_pages, short_message, tifffile_complaints, warn_complaints
 from gigapatch.io.tiff_metadata import resolution_mpp
 from gigapatch.io.tile_cache import TileCache
 
@@ -173,7 +173,7 @@ class NativeTiffImage(Image):
         self._fd: int | None = None
         file = Path(path)
         try:
-            with tifffile.TiffFile(file) as tf:
+            with tifffile_complaints() as complaints, tifffile.TiffFile(file) as tf:
                 pages, _ = pyramid_pages(tf)
                 if not pages:
                     raise ImageError(self.path, "holds no image")
@@ -191,6 +191,7 @@ class NativeTiffImage(Image):
             raise
         except Exception as e:
             raise ImageError(self.path, f"not a readable TIFF ({short_message(e)})") from e
+        warn_complaints(self.path, complaints)
         self._fd = os.open(file, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         self.cache = TileCache(cache_bytes)
         # levels: stored blocks, or arrays held in memory (computed, or one decoded strip)

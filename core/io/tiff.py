@@ -14,7 +14,7 @@ import math
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +36,48 @@ _region_pool: ThreadPoolExecutor | None = None
 _region_pool_lock = threading.Lock()
 
 
+log = logging.getLogger(__name__)
+_complaints = threading.local()
+
+
 class _DemoteToDebug(logging.Filter):
     """tifffile logs what it finds wrong while it parses a file (``ERROR: <TiffTag.fromfile>
-    raised ...``, once or several times): the readers say what matters in their own one-line
-    error, so its records are demoted to DEBUG (shown with ``GIGAPATCH_DEBUG``)."""
+    raised ...``, once or several times): the readers say what matters in one line (an error,
+    or :func:`warn_complaints`' warning when the file is read anyway), so its records are
+    demoted to DEBUG (shown with ``GIGAPATCH_DEBUG``) and collected for
+    :func:`tifffile_complaints` in the thread that parses."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        sink = getattr(_complaints, "sink", None)
+        if sink is not None and record.levelno >= logging.WARNING:
+            sink.append(record.getMessage())
         if record.levelno > logging.DEBUG:
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 logging.getLogger("tifffile").addFilter(_DemoteToDebug())
+
+
+@contextlib.contextmanager
+def tifffile_complaints() -> Iterator[list[str]]:
+    """Collect what tifffile logs (WARNING and above) in this thread inside the block."""
+    outer = getattr(_complaints, "sink", None)
+    found: list[str] = []
+    _complaints.sink = found
+    try:
+        yield found
+    finally:
+        _complaints.sink = outer
+
+
+def warn_complaints(path: object, found: list[str]) -> None:
+    """One warning naming ``path`` when tifffile complained about a file read anyway (damaged
+    tags it skipped): the pixels or the pyramid may not be what was written."""
+    if found:
+        first = found[0].strip().splitlines()[0] if found[0].strip() else "?"
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        log.warning("%s: damaged TIFF tags skipped (%s%s); read anyway", path, first[:200], more)
 
 
 def short_message(exc: BaseException) -> str:
@@ -383,7 +413,7 @@ class TiffImage(Image):
         if cut:
             raise ImageError(self.path, cut)
         try:
-            with tifffile.TiffFile(file) as tf:
+            with tifffile_complaints() as complaints, tifffile.TiffFile(file) as tf:
                 pages, problem = pyramid_pages(tf)
                 if problem:
                     raise ImageError(self.path, problem)
@@ -399,6 +429,7 @@ class TiffImage(Image):
         if end > size:
             raise ImageError(self.path, f"truncated file ({size:,} bytes): its image data runs "
                                         f"to byte {end:,}; copy or download it again")
+        warn_complaints(self.path, complaints)
         w0, h0 = self._levels[0].width, self._levels[0].height
         self._downsamples = tuple((w0 / lv.width + h0 / lv.height) / 2 for lv in self._levels)
         self._fd = os.open(file, os.O_RDONLY | getattr(os, "O_BINARY", 0))

@@ -247,6 +247,31 @@ def test_grey_jpeg_blocks_of_the_native_reader(metal_surface_dir: Path, tmp_path
     assert "Corrupt JPEG data: premature end of data segment" in msg
 
 
+def test_damaged_tags_read_anyway_give_one_warning(pathology_dir: Path, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A tag whose value lies past the end (the generic pyramid's Software) is skipped by
+    tifffile, which logs an ERROR line on its own: the reader turns that into one warning naming
+    the file (nothing on stderr of its own), and the pixels are the clean file's."""
+    import logging
+
+    import tifffile
+
+    src = pathology_dir / PYRAMID
+    data = bytearray(src.read_bytes())
+    with tifffile.TiffFile(src) as tf:
+        entry = tf.pages[0].tags["Software"].offset
+    struct.pack_into("<I", data, entry + 8, len(data) + 1000)
+    bad = tmp_path / "tags.tiff"
+    bad.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        with open_image(bad) as image, open_image(src) as clean:
+            w, h = image.dimensions
+            np.testing.assert_array_equal(image.read_region((0, 0), 0, (w, h)),
+                                          clean.read_region((0, 0), 0, (w, h)))
+    ours = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(ours) == 1 and ours[0].startswith(f"{bad}: damaged TIFF tags skipped"), ours
+
+
 def test_strict_decoder_matches_imagecodecs_and_its_check(pathology_dir: Path) -> None:
     """The strict decoder gives imagecodecs' pixels on every clean tile of the SVS and the
     generic pyramid (RGB and YCbCr JPEG); on 300 random damages of 1-8 bytes, the 1/8-scale
