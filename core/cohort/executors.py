@@ -108,15 +108,78 @@ def open_backend(options: RunOptions, n_images: int) -> Backend:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from gigapatch.cohort.worker import init_pool_worker
-
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":  # imported once in the server, inherited by every worker
         ctx.set_forkserver_preload(["gigapatch.cohort.worker"])
+        _start_forkserver()
     n = max(1, min(workers, n_images))
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=init_pool_worker)
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=init_local_worker,
+                               initargs=(os.getpid(),))
     return Backend(pool, n, "local")
 
 
-__all__ = ["Backend", "InProcess", "default_workers", "open_backend"]
+#: seconds between a local worker's checks that its driver is still there
+WATCH_S = 0.5
+
+
+def init_local_worker(driver: int) -> None:
+    """Initializer of a local pool's worker: :func:`~gigapatch.cohort.worker.init_pool_worker`,
+    and a watch on the ``driver`` process. A driver killed outright (SIGKILL, the OOM killer)
+    leaves its workers waiting on a queue nobody feeds (each holds the queue's write end too,
+    so no EOF comes, and the forkserver they were forked from stays): a worker whose driver is
+    gone finishes the image in hand, whose record it writes, and ends."""
+    import threading
+
+    from gigapatch.cohort.worker import init_pool_worker
+
+    init_pool_worker()
+    threading.Thread(target=_watch_driver, args=(driver,), name="gigapatch-watch",
+                     daemon=True).start()
+
+
+def driver_gone(pid: int) -> bool:
+    """True when process ``pid`` has ended (or is a zombie nobody reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:  # "pid (comm) S ...": Z = ended
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+
+
+def _watch_driver(driver: int) -> None:
+    from gigapatch.cohort import worker
+
+    while not driver_gone(driver):
+        time.sleep(WATCH_S)
+    while worker._BUSY.is_set():  # an image in hand: its outputs and record are written
+        time.sleep(WATCH_S / 5)
+    os._exit(0)
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver now with SIGINT ignored: it and every worker forked from it inherit
+    that until :func:`~gigapatch.cohort.worker.init_pool_worker` installs their handler, so a
+    Ctrl-C to the process group while they import (about a second) ends them quietly through
+    the driver instead of printing a KeyboardInterrupt traceback from the import."""
+    import threading
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+__all__ = ["Backend", "InProcess", "default_workers", "driver_gone", "init_local_worker",
+           "open_backend"]

@@ -1,0 +1,57 @@
+"""Kill safety (issue #15 item 4), a few kills of the documented script ``benchmarks/kills.py``:
+``gigapatch tile --extract`` over a small cohort killed by SIGKILL, SIGTERM and SIGINT part-way,
+then rerun; and two runs with different patch sizes started together into one ``--out``.
+
+After each kill: every image with a done record has all its outputs, identical to an
+uninterrupted run's; the rerun exits 0, tiles only the images without a record (the done ones
+keep their files' inodes and mtimes) and leaves no temporary file, staging folder or lock; then
+every image is complete and ``summary.csv`` has one row per image. The concurrent pair: every
+image ends with one config's files only, matching that config's reference, and no summary row is
+lost. The 20-kill run is ``nice -n 10 python benchmarks/kills.py --kills 20 --concurrent 3
+--seed 1`` (figures in the README).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers_paths import BENCHMARKS
+
+sys.path.insert(0, str(BENCHMARKS))
+import kills  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+#: a small cohort: enough images that a kill part-way leaves some done and some not
+NAMES = ("alpha", "bravo", "charlie", "delta")
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[int, Any], float]:
+    """(cohort folder, work folder, reference fingerprints by patch size, reference wall s)."""
+    work = tmp_path_factory.mktemp("kills")
+    folder = kills.make_cohort(work / "cohort", names=NAMES, side=1024)
+    refs, wall = kills.reference_runs(folder, work, names=NAMES)
+    assert all(ref["patches"] and ref["coords"] for ref in refs[128].values())
+    return folder, work, refs, wall
+
+
+@pytest.mark.parametrize("i, signame, target, at", [
+    (0, "SIGKILL", "group", 0.7),  # the OOM killer, a lost node: no clean-up at all
+    (1, "SIGTERM", "driver", 0.6),  # a scheduler's
+    (2, "SIGINT", "group", 0.8),  # Ctrl-C in a terminal
+    (3, "SIGKILL", "driver", 0.5),  # the workers outlive their driver
+])
+def test_kill_then_rerun(cohort: tuple, i: int, signame: str, target: str, at: float) -> None:
+    folder, work, refs, wall = cohort
+    res = kills.kill_and_check(i, folder, work, refs[128], signame, target, round(at * wall, 2))
+    assert not res.problems, res.problems
+
+
+def test_concurrent_runs_with_two_configs(cohort: tuple) -> None:
+    folder, work, refs, _ = cohort
+    res = kills.concurrent(0, folder, work, refs)
+    assert not res["problems"], res
