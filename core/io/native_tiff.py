@@ -36,7 +36,8 @@ from gigapatch.io.image import Image, pad_region
 from gigapatch.io.physical import PixelSize
 from gigapatch.io.pixels import standalone_jpeg
 from gigapatch.io.samples import fill_value, to_rgb8, white_level
-from gigapatch.io.tiff import pyramid_pages, short_message, tifffile_complaints, warn_complaints
+from gigapatch.io.tiff import pyramid_pages, short_message
+from gigapatch.io.tiff_checks import tifffile_complaints, warn_complaints
 from gigapatch.io.tiff_metadata import resolution_mpp
 from gigapatch.io.tile_cache import TileCache
 
