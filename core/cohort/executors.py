@@ -116,7 +116,36 @@ def open_backend(options: RunOptions, n_images: int) -> Backend:
     n = max(1, min(workers, n_images))
     pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=init_local_worker,
                                initargs=(os.getpid(),))
-    return Backend(pool, n, "local")
+    backend = Backend(pool, n, "local")
+    _start_workers(backend)
+    return backend
+
+
+#: seconds the workers of a local pool may take to start
+START_S = 120.0
+
+
+def _start_workers(backend: Backend) -> None:
+    """Start every worker of a local pool now, a Ctrl-C or SIGTERM held back until they are up
+    (then delivered to the run's own handlers): one that came while a worker was unpickling its
+    start-up data let the driver remove the pool's semaphores under it, and the worker printed
+    a FileNotFoundError traceback."""
+    import threading
+    from concurrent.futures import wait
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    held: list[int] = []
+    signums = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in signums}
+    try:  # submitted at once, each before any worker is up: one process is started for each
+        futures = [backend.executor.submit(os.getpid) for _ in range(backend.slots)]
+        wait(futures, timeout=START_S)  # a worker that died: the run's own handling sees it
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if held:
+        signal.raise_signal(held[0])
 
 
 #: seconds between a local worker's checks that its driver is still there
