@@ -10,15 +10,16 @@ the whole scan, not per patch:
 3. boxes that overlap by more than ``merge`` of the smaller one (intersection over the smaller
    box, as SAHI merges sliced detections) are merged, until none do.
 
-:func:`review_order` then ranks the placed patches for a review budget: greedily, the patch
-most likely to hold (cover at least half of) the most candidates not yet held, weighted by
-their strength, so that k patches show as many distinct defects as they can; the rest follow by
-their own score.
+:func:`review_order` then ranks the placed patches for a review budget by greedy weighted
+maximum coverage (:func:`greedy_cover` over a sparse patches x candidates matrix): next, the
+patch most likely to hold (cover at least half of) the most candidate weight not yet held, so
+that k patches show as many distinct defects as they can; the rest follow by their own score.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -195,44 +196,102 @@ def coverage(coords: np.ndarray, size: float, boxes: np.ndarray) -> np.ndarray:
     return ix * iy / area[None, :]
 
 
-def core_boxes(c: Candidates, score: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """(K, 4) level-0 boxes of each candidate's core: its cells scoring at least ``alpha``
-    times its peak (a cluster's strongest part, without the weaker texture around it)."""
-    boxes = c.boxes.copy()
-    if c.labels.size == 0:
-        return boxes
-    ox, oy = c.origin
-    for q in range(len(c)):
-        bx0, by0, bx1, by1 = c.boxes[q]
-        r0, c0 = int((by0 - oy) // c.cell), int((bx0 - ox) // c.cell)
-        r1, c1 = int(-(-(by1 - oy) // c.cell)), int(-(-(bx1 - ox) // c.cell))
-        sub = np.where(c.labels[r0:r1, c0:c1] == q + 1, score[r0:r1, c0:c1], -np.inf)
-        ys, xs = np.nonzero(sub >= alpha * float(c.peak[q]))
-        if len(ys):
-            boxes[q] = (ox + (c0 + xs.min()) * c.cell, oy + (r0 + ys.min()) * c.cell,
-                        ox + (c0 + xs.max() + 1) * c.cell, oy + (r0 + ys.max() + 1) * c.cell)
-    return boxes
+def coverage_matrix(coords: np.ndarray, size: float, boxes: np.ndarray) -> Any:
+    """(N, K) sparse CSR: the share of box k (K, 4) that patch i (level-0 top-left (N, 2), side
+    ``size``) covers, stored only where it is above 0.
+
+    Built box by box over the patches sorted by y (each box meets a few patches), so a long
+    strip with thousands of patches and candidates never makes the dense (N, K) matrix.
+    """
+    import scipy.sparse as sp
+
+    c = np.asarray(coords, np.float64).reshape(-1, 2)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    n, k = len(c), len(b)
+    if n == 0 or k == 0:
+        return sp.csr_matrix((n, k))
+    order = np.argsort(c[:, 1], kind="stable")
+    ys = c[order, 1]
+    rows, cols, vals = [], [], []
+    for q in range(k):
+        lo, hi = np.searchsorted(ys, [b[q, 1] - size, b[q, 3]], side="right")
+        near = order[lo:hi]
+        near = near[(c[near, 0] < b[q, 2]) & (c[near, 0] + size > b[q, 0])]
+        if len(near) == 0:
+            continue
+        share = coverage(c[near], size, b[q : q + 1])[:, 0]
+        some = share > 0
+        rows.append(near[some])
+        cols.append(np.full(int(some.sum()), q))
+        vals.append(share[some])
+    if not rows:
+        return sp.csr_matrix((n, k))
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(n, k))
 
 
-def hold_chance(cov: np.ndarray, lo: float = 0.3, hi: float = 0.6) -> np.ndarray:
-    """How likely a patch covering a share ``cov`` of a candidate's (core) box holds at least
-    :data:`HOLD` of the true defect: 0 below ``lo``, 1 above ``hi``, linear between (the box
-    is only an estimate of the defect's)."""
+def hold_chance(cov: np.ndarray, lo: float = 0.3, hi: float = 0.8) -> np.ndarray:
+    """How likely a patch covering a share ``cov`` of a candidate's box holds at least
+    :data:`HOLD` of the true defect: 0 below ``lo``, 1 above ``hi``, linear between. The box
+    is only an estimate of the defect's (it takes in the defect's halo, and a candidate may
+    hold several annotated defects), so a patch must cover most of it to be sure."""
     return np.clip((np.asarray(cov, np.float64) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def greedy_cover(p: Any, weight: np.ndarray, tie: np.ndarray | None = None) -> np.ndarray:
+    """Greedy weighted maximum (expected) coverage: the order in which to pick the rows of ``p``.
+
+    Row i holds column k with the chance ``p[i, k]``; the next pick is the row that adds the
+    most ``sum_k weight_k * miss_k * p[i, k]`` (``miss_k``: the chance that no row picked so far
+    holds k, so with 0/1 chances the plain weight of the columns not yet held), ties to the
+    larger ``tie``. Picking stops when no row adds anything. With 0/1 chances this is the
+    classical greedy for maximum coverage, within (1 - 1/e) of the best k rows at every k.
+    The gains are updated only for the rows that share a column with the pick (sparse).
+
+    Parameters
+    ----------
+    p : (N, K) chances in [0, 1], a scipy.sparse matrix or an array.
+    weight : (K,) non-negative column weights.
+    tie : (N,) tie-breaking values (default: none; ties to the lower row).
+
+    Returns
+    -------
+    (P,) int64 the picked rows, in pick order.
+    """
+    import scipy.sparse as sp
+
+    pr = sp.csr_matrix(p, dtype=np.float64)
+    pc = pr.tocsc()
+    miss = np.asarray(weight, np.float64).copy()
+    gain = pr @ miss
+    t = np.zeros(pr.shape[0]) if tie is None else np.asarray(tie, np.float64)
+    t = (t - t.min()) / max(float(np.ptp(t)), 1e-300) * 1e-9 if len(t) else t
+    picks: list[int] = []
+    while pr.shape[0]:
+        best = int(np.argmax(gain + t))
+        if not np.isfinite(gain[best]):  # every row picked
+            break
+        a, b = pr.indptr[best], pr.indptr[best + 1]
+        cols, chance = pr.indices[a:b], pr.data[a:b]
+        if float(miss[cols] @ chance) <= 1e-9:  # exact, not the running sum
+            break
+        picks.append(best)
+        drop = miss[cols] * chance
+        miss[cols] -= drop
+        gain -= pc[:, cols] @ drop
+        gain[best] = -np.inf
+    return np.asarray(picks, np.int64)
 
 
 def review_order(coords: np.ndarray, size: float, boxes: np.ndarray, weight: np.ndarray,
                  fallback: np.ndarray) -> np.ndarray:
     """A review score per patch: higher is shown first.
 
-    Greedy maximum expected coverage of the candidates: patch i holds candidate k with the
-    chance ``p_ik`` = :func:`hold_chance` of the share of its box it covers; the next patch is
-    the one that adds the most weighted chance ``sum_k weight_k * miss_k * p_ik`` (``miss_k``:
-    the chance that no patch picked so far holds k; ties: the higher ``fallback``), so strong
-    distinct defects come first and a defect across a seam gets the patch on its other side
-    once the rest are shown. A patch that adds nothing ends the greedy part. Patches picked
-    get scores above every other patch, in pick order; the others keep the order of
-    ``fallback``.
+    :func:`greedy_cover` of the candidates: patch i holds candidate k with the chance
+    :func:`hold_chance` of the share of k's box it covers, so distinct defects come first
+    and a defect across a seam gets the patch on its other side once the rest are shown.
+    Patches picked get scores above every other patch, in pick order; the others keep the
+    order of ``fallback`` (ties among picks: the higher ``fallback``).
 
     Parameters
     ----------
@@ -245,41 +304,20 @@ def review_order(coords: np.ndarray, size: float, boxes: np.ndarray, weight: np.
     (N,) float32: ``1 + (picks - t)`` for the t-th pick (t from 0), and ``fallback`` squeezed
     into [0, 1) for the others.
     """
-    n = len(coords)
     fb = np.nan_to_num(np.asarray(fallback, np.float64), nan=-np.inf)
     finite = fb[np.isfinite(fb)]
     lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
     out = np.where(np.isfinite(fb), (fb - lo) / max(hi - lo, 1e-9) * 0.999, 0.0)
-    if n == 0 or len(boxes) == 0:
+    if len(coords) == 0 or len(boxes) == 0:
         return out.astype(np.float32)
-    rows_list, chance = [], []
-    for s in range(0, n, 2048):  # (N, K) in slices: memory stays small on long strips
-        part = hold_chance(coverage(coords[s : s + 2048], size, boxes))
-        some = np.flatnonzero(part.any(axis=1))
-        rows_list.append(s + some)
-        chance.append(part[some])
-    rows = np.concatenate(rows_list)
-    if len(rows) == 0:
-        return out.astype(np.float32)
-    p = np.concatenate(chance)
-    miss = np.asarray(weight, np.float64).copy()  # weight x chance that nothing holds it yet
-    taken = np.zeros(len(rows), bool)
-    tie = out[rows] * 1e-6
-    picks: list[int] = []
-    while True:
-        gain = p @ miss
-        gain[taken] = 0.0
-        best = int(np.argmax(gain + np.where(gain > 1e-9, tie, -np.inf)))
-        if gain[best] <= 1e-9:
-            break
-        picks.append(int(rows[best]))
-        taken[best] = True
-        miss *= 1.0 - p[best]
-    for t, i in enumerate(picks):
-        out[i] = 1.0 + (len(picks) - t)
+    p = coverage_matrix(coords, size, boxes)
+    p.data = hold_chance(p.data)
+    p.eliminate_zeros()
+    picks = greedy_cover(p, weight, out)
+    out[picks] = 1.0 + (len(picks) - np.arange(len(picks)))
     return out.astype(np.float32)
 
 
-__all__ = ["HOLD", "Candidates", "core_boxes", "coverage", "hold_chance",
+__all__ = ["HOLD", "Candidates", "coverage", "coverage_matrix", "greedy_cover", "hold_chance",
            "intersection_over_smaller", "mass_share", "merge", "regions", "review_order"]
 
