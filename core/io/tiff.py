@@ -151,6 +151,22 @@ def _drop_offsets(pages: list[Any]) -> None:
             page.dataoffsets = page.databytecounts = ()
 
 
+def _levels_problem(levels: list[_Level]) -> str | None:
+    """Why the parsed levels cannot be read safely (before anything per tile is allocated): more
+    pixels than :func:`~gigapatch.io.tiff_checks.max_image_pixels`, or fewer stored tiles or
+    strips than the level's grid needs (a damaged size or tile tag)."""
+    cap = max_image_pixels()
+    for i, lv in enumerate(levels):
+        if lv.width * lv.height > cap:
+            return (f"level {i} declares {lv.width:,} x {lv.height:,} px, more than the {cap:,} px "
+                    "allowed (GIGAPATCH_MAX_PIXELS raises the cap); a damaged or hostile header?")
+        need = lv.nseg * (lv.samples if lv.separate else 1)
+        if len(lv.offsets) < need or len(lv.counts) < need:
+            return (f"level {i} stores {min(len(lv.offsets), len(lv.counts)):,} tiles or strips "
+                    f"where its {lv.width:,} x {lv.height:,} px need {need:,}; a damaged header?")
+    return None
+
+
 def _make_level(page: Any) -> _Level:
     w, h = int(page.imagewidth), int(page.imagelength)
     if page.is_tiled:
@@ -204,6 +220,8 @@ class TiffImage(Image):
                 if problem:
                     raise ImageError(self.path, problem)
                 self._levels = [_make_level(p) for p in pages]
+                if problem := _levels_problem(self._levels):
+                    raise ImageError(self.path, problem)
                 self._read_metadata(tf, pages[0])
                 _drop_offsets(pages)
         except GigapatchError:

@@ -169,7 +169,9 @@ def max_image_pixels() -> int:
 #: TIFF tags read by :func:`declared_size_problem`
 _SIZE_TAGS = {256: "w", 257: "h", 258: "bits", 259: "compression", 277: "samples",
               278: "rows", 279: "counts", 322: "tw", 323: "th", 32997: "depth"}
-_TYPE_FMT = {1: "B", 3: "H", 4: "I", 16: "Q", 8: "h", 9: "i", 17: "q"}
+#: integer TIFF types as tifffile reads them (13 IFD and 18 IFD8 included: a size tag retyped
+#: to one is read as a 4- or 8-byte value)
+_TYPE_FMT = {1: "B", 3: "H", 4: "I", 13: "I", 16: "Q", 18: "Q", 8: "h", 9: "i", 17: "q"}
 
 
 def _ifd_sizes(f: Any, bo: str, big: bool, offset: int, size: int) -> tuple[dict[str, int], int]:

@@ -32,6 +32,8 @@ from gigapatch.io.bad_tiles import (
 )
 from gigapatch.io.pixels import standalone_jpeg
 
+pytestmark = pytest.mark.slow  # CLI runs in fresh processes: ~45 s for the module
+
 SVS = "CMU-1-Small-Region.svs"
 PYRAMID = "CMU-1-Small-Region.generic-pyramid.tiff"
 OME = "CMU-1-Small-Region.pyramid.ome.tiff"
@@ -270,6 +272,34 @@ def test_damaged_tags_read_anyway_give_one_warning(pathology_dir: Path, tmp_path
                                           clean.read_region((0, 0), 0, (w, h)))
     ours = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(ours) == 1 and ours[0].startswith(f"{bad}: damaged TIFF tags skipped"), ours
+
+
+@pytest.mark.parametrize("case", ["retyped", "wider"])
+def test_damaged_size_tags_refused_before_allocation(shared_data: Path, tmp_path: Path,
+                                                     case: str) -> None:
+    """``retyped`` (found by fuzz.py, seed 2): rgbn.tif's ImageWidth retyped from SHORT to IFD8,
+    which tifffile reads as 936,750,049,637,957,865 px (the reader then allocated a byte per
+    tile: MemoryError); ``wider``: the CMU SVS's ImageWidth 2220 -> 22200, a grid of 1,209
+    tiles over the 130 stored. Both are refused at open, in one line naming the file."""
+    import tifffile
+
+    src = shared_data / ("satellite/rgbn.tif" if case == "retyped"
+                         else "pathology/CMU-1-Small-Region.svs")
+    data = bytearray(src.read_bytes())
+    with tifffile.TiffFile(src) as tf:
+        entry = tf.pages[0].tags["ImageWidth"].offset
+    if case == "retyped":
+        struct.pack_into("<H", data, entry + 2, 18)
+    else:
+        struct.pack_into("<H", data, entry + 8, 22200)
+    bad = tmp_path / f"{case}{src.suffix}"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ImageError) as e:
+        with open_image(bad, domain="generic") as image:
+            image.read_region((0, 0), 0, (256, 256))
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and msg.startswith(f"{bad}: "), msg
+    assert ("936,750,049,637,957,865" if case == "retyped" else "need 1,209") in msg, msg
 
 
 def test_strict_decoder_matches_imagecodecs_and_its_check(pathology_dir: Path) -> None:
