@@ -37,7 +37,7 @@ from gigapatch.io.physical import PixelSize
 from gigapatch.io.pixels import standalone_jpeg
 from gigapatch.io.samples import fill_value, to_rgb8, white_level
 from gigapatch.io.tiff import pyramid_pages, short_message
-from gigapatch.io.tiff_checks import tifffile_complaints, warn_complaints
+from gigapatch.io.tiff_checks import max_image_pixels, tifffile_complaints, warn_complaints
 from gigapatch.io.tiff_metadata import resolution_mpp
 from gigapatch.io.tile_cache import TileCache
 
@@ -151,6 +151,21 @@ def _blocks(page: Any, byteorder: str) -> _Blocks:
                    tiled=bool(page.is_tiled))
 
 
+def _blocks_problem(levels: list[_Blocks]) -> str | None:
+    """Why the parsed levels cannot be read safely, before anything is allocated for them: more
+    pixels than the cap (``GIGAPATCH_MAX_PIXELS``), or fewer stored blocks than the grid needs."""
+    cap = max_image_pixels()
+    for i, lv in enumerate(levels):
+        if lv.width * lv.height > cap:
+            return (f"level {i} declares {lv.width:,} x {lv.height:,} px, more than the {cap:,} px "
+                    "allowed (GIGAPATCH_MAX_PIXELS raises the cap); a damaged or hostile header?")
+        need = lv.nseg * (lv.samples if lv.separate and lv.decode is not None else 1)
+        if lv.decode is not None and min(len(lv.offsets), len(lv.counts)) < need:
+            return (f"level {i} stores {min(len(lv.offsets), len(lv.counts)):,} tiles or strips "
+                    f"where its {lv.width:,} x {lv.height:,} px need {need:,}; a damaged header?")
+    return None
+
+
 class NativeTiffImage(Image):
     """An 8- or 16-bit grey or RGB TIFF read block by block in its own samples (thread-safe).
 
@@ -186,6 +201,8 @@ class NativeTiffImage(Image):
                 self._dtype = np.dtype(f"u{p0.bitspersample // 8}")
                 self._channels = 3 if self._photometric == 2 else 1
                 stored = [_blocks(p, tf.byteorder) for p in pages]
+                if problem := _blocks_problem(stored):
+                    raise ImageError(self.path, problem)
                 whole = self._whole_strip(tf, p0)
                 self._meta(tf, p0, stored[0])
         except GigapatchError:

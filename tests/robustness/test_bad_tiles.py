@@ -302,6 +302,27 @@ def test_damaged_size_tags_refused_before_allocation(shared_data: Path, tmp_path
     assert ("936,750,049,637,957,865" if case == "retyped" else "need 1,209") in msg, msg
 
 
+def test_native_reader_refuses_a_grid_beyond_its_blocks(metal_surface_dir: Path,
+                                                       tmp_path: Path) -> None:
+    """A grey tiled TIFF (NEU-DET steel, 16 tiles of 64 px, the native reader) whose ImageWidth
+    is widened 200 -> 2000 px: 128 tiles needed, refused at open in one line."""
+    import cv2
+    import tifffile
+
+    grey = cv2.imread(str(metal_surface_dir / "crazing_1.jpg"), cv2.IMREAD_GRAYSCALE)
+    path = tmp_path / "steel.tif"
+    tifffile.imwrite(path, grey, tile=(64, 64), photometric="minisblack")
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tf:
+        tag = tf.pages[0].tags["ImageWidth"]
+        at, fmt = tag.offset + 8, "<H" if tag.dtype == 3 else "<I"
+    struct.pack_into(fmt, data, at, 2000)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match=r"stores 16 tiles or strips where .* need 128") as e:
+        open_image(path, domain="generic").close()
+    assert len(str(e.value).splitlines()) == 1 and str(e.value).startswith(f"{path}: ")
+
+
 def test_strict_decoder_matches_imagecodecs_and_its_check(pathology_dir: Path) -> None:
     """The strict decoder gives imagecodecs' pixels on every clean tile of the SVS and the
     generic pyramid (RGB and YCbCr JPEG); on 300 random damages of 1-8 bytes, the 1/8-scale
