@@ -116,9 +116,29 @@ def open_backend(options: RunOptions, n_images: int) -> Backend:
     n = max(1, min(workers, n_images))
     pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=init_local_worker,
                                initargs=(os.getpid(),))
+    _quiet_teardown(pool)
     backend = Backend(pool, n, "local")
     _start_workers(backend)
     return backend
+
+
+def _quiet_teardown(pool: Any) -> None:
+    """No traceback from the pool's queue-feeder thread while the pool is torn down: a worker
+    killed by Ctrl-C lets the pool close its call queue while the feeder still writes a
+    stop sentinel there, and Python 3.11 prints that write's EBADF / EPIPE as a traceback
+    (the write was moot: nobody would read it). Other feeder errors keep their handling."""
+    queue = getattr(pool, "_call_queue", None)
+    handler = getattr(queue, "_on_queue_feeder_error", None)
+    if queue is None or handler is None:  # another Python's pool: nothing to quieten
+        return
+
+    def on_error(error: BaseException, obj: object) -> None:
+        closing = getattr(pool, "_shutdown_thread", False) or getattr(pool, "_broken", False)
+        if isinstance(error, OSError) and obj is None and closing:
+            return
+        handler(error, obj)
+
+    queue._on_queue_feeder_error = on_error
 
 
 #: seconds the workers of a local pool may take to start

@@ -40,10 +40,10 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[i
 
 
 @pytest.mark.parametrize("i, signame, target, at", [
-    (0, "SIGKILL", "group", 0.7),  # the OOM killer, a lost node: no clean-up at all
-    (1, "SIGTERM", "driver", 0.6),  # a scheduler's
-    (2, "SIGINT", "group", 0.8),  # Ctrl-C in a terminal
-    (3, "SIGKILL", "driver", 0.5),  # the workers outlive their driver
+    (0, "SIGKILL", "group", 0.5),  # the OOM killer, a lost node: no clean-up at all
+    (1, "SIGTERM", "driver", 0.45),  # a scheduler's
+    (2, "SIGINT", "group", 0.6),  # Ctrl-C in a terminal
+    (3, "SIGKILL", "driver", 0.4),  # the workers outlive their driver
 ])
 def test_kill_then_rerun(cohort: tuple, i: int, signame: str, target: str, at: float) -> None:
     folder, work, refs, wall = cohort
