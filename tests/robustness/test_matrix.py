@@ -381,6 +381,7 @@ def test_bad_input(case: Case, tmp_path: Path) -> None:
         assert not errors, report
     else:
         assert len(errors) == 1, report
+        assert [ln for ln in res.stderr.splitlines() if ln.strip()] == errors, report  # no chatter
         line = errors[0]
         assert case.fragment in line, report
         named = case.names or Path(next(a for a in argv if not a.startswith("-"))).name
