@@ -147,9 +147,9 @@ START_S = 120.0
 
 def _start_workers(backend: Backend) -> None:
     """Start every worker of a local pool now, a Ctrl-C or SIGTERM held back until they are up
-    (then delivered to the run's own handlers): one that came while a worker was unpickling its
-    start-up data let the driver remove the pool's semaphores under it, and the worker printed
-    a FileNotFoundError traceback."""
+    (then the pool is stopped and the signal delivered to the run's own handlers): one that
+    came while a worker was unpickling its start-up data let the driver remove the pool's
+    semaphores under it, and the worker printed a FileNotFoundError traceback."""
     import threading
     from concurrent.futures import wait
 
@@ -164,7 +164,8 @@ def _start_workers(backend: Backend) -> None:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-    if held:
+    if held:  # the run's handler raises: its caller never gets this pool, so it stops here
+        backend.stop(cancel=True)
         signal.raise_signal(held[0])
 
 

@@ -21,7 +21,7 @@ import pytest
 from helpers_paths import BENCHMARKS
 
 sys.path.insert(0, str(BENCHMARKS))
-import kills  # noqa: E402
+import kills
 
 pytestmark = pytest.mark.slow
 
@@ -55,3 +55,47 @@ def test_concurrent_runs_with_two_configs(cohort: tuple) -> None:
     folder, work, refs, _ = cohort
     res = kills.concurrent(0, folder, work, refs)
     assert not res["problems"], res
+
+
+class _Stop(Exception):
+    """What the test's own SIGINT handler raises (the run's raises Interrupted)."""
+
+
+def test_signal_while_workers_start_is_held_then_delivered(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A SIGINT that comes while a local pool's workers start is held until every worker is
+    up; then the pool is stopped (its workers end) and the signal reaches the run's handler."""
+    import concurrent.futures
+    import os
+    import signal
+
+    from gigapatch.cohort import executors
+    from gigapatch.cohort.runner import RunOptions
+
+    real_wait, seen = concurrent.futures.wait, {}
+
+    def wait_after_a_signal(futures, timeout=None):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while the workers start: held
+        seen["done"] = real_wait(futures, timeout)[0]
+        return seen["done"], set()
+
+    real_stop = executors.Backend.stop
+
+    def stop(self, cancel: bool, broken: bool = False) -> None:  # type: ignore[no-untyped-def]
+        seen["procs"] = list(self.executor._processes.values())
+        real_stop(self, cancel, broken)
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Stop
+
+    monkeypatch.setattr(concurrent.futures, "wait", wait_after_a_signal)
+    monkeypatch.setattr(executors.Backend, "stop", stop)
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        with pytest.raises(_Stop):
+            executors.open_backend(RunOptions(workers=2), 2)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert len(seen["done"]) == 2 and all(f.exception() is None for f in seen["done"])
+    assert len(seen["procs"]) == 2 and not any(p.is_alive() for p in seen["procs"])
+    assert signal.getsignal(signal.SIGINT) is old
