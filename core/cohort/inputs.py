@@ -145,7 +145,9 @@ def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
 def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """The column names and rows of a CSV or Parquet manifest (CSV cells as stripped strings)."""
     if not path.is_file():
-        raise ConfigError(f"{path}: manifest not found")
+        raise ConfigError(f"{path}: " + ("a folder, not a manifest" if path.is_dir() else
+                                         "not a regular file (a pipe or device?)"
+                                         if path.exists() else "manifest not found"))
     if path.suffix.lower() in (".parquet", ".pq"):
         try:
             import pyarrow.parquet as pq

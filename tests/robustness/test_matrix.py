@@ -302,6 +302,9 @@ def _cases() -> list[Case]:
     add(Case("manifest-escapes-folder", S, lambda d: ["--manifest", str(manifest(
         (d / "m").mkdir() or d / "m", f"path\n../{geotiff(d, 's.tif', scene()).name}\n"))], 2,
         "leaves the manifest", names="manifest.csv"))
+    add(Case("manifest-fifo", M, lambda d: ["--manifest", str(os.mkfifo(d / "pipe.csv") or
+                                                             d / "pipe.csv")], 2,
+             "not a regular file", names="pipe.csv"))
     add(Case("binary-manifest", P, lambda d: ["--manifest", str(text(
         d, "manifest.csv", b"path\n\xff\xfe\x00bad" * 20))], 2, "manifest.csv",
         names="manifest.csv"))
