@@ -63,7 +63,7 @@ def read_chip(image: RasterioImage, xy: tuple[int, int], level: int, read_size: 
     raw, valid, _ = image.read_bands(xy, level, (read_size, read_size), indexes)
     if read_size != size:
         raw, valid = _resize(raw, valid, size)
-    if image.nodata is not None:
+    if image.nodata is not None and not valid.all():  # (a whole valid chip: nothing to fill)
         raw[:, ~valid] = raw.dtype.type(image.nodata)
     return raw, valid
 

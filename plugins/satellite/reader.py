@@ -16,7 +16,7 @@
   valid from no-data; pixels outside the raster read as white, as for every :class:`Image`.
 * Reads of several threads run in parallel: every thread borrows its own dataset handle
   (GDAL handles are not thread-safe), instead of one lock serialising every read. GDAL's block
-  cache is capped at 64 MB (unless ``GDAL_CACHEMAX`` is set), so memory stays flat.
+  cache is capped at 16 MB (unless ``GDAL_CACHEMAX`` is set), so memory stays flat.
 * ``mpp`` is None (no microscope): ``properties["pixel_size_m"]`` is the pixel size in metres
   (and ``mpp_x`` / ``mpp_y`` the pitch in microns, the core's physical pixel size), with
   ``crs``, ``transform`` and ``bounds``.
@@ -50,8 +50,10 @@ VALID_FRACTION = 0.5
 
 
 #: GDAL's block cache (MB) while no GDAL_CACHEMAX is set: GDAL's own default, 5 % of the RAM,
-#: lets a 40,000 px COG's decoded tiles grow a process by a gigabyte
-GDAL_CACHE_MB = 64
+#: lets a 40,000 px COG's decoded tiles grow a process by a gigabyte; reads go tile by tile, so
+#: 16 MB (eight 512 px 4-band uint16 tiles) reads chips as fast as 64 MB did (10k COG, 1031
+#: GeoTIFF chips: 34 s vs 36 s) with a peak RSS of 315 MB instead of 405
+GDAL_CACHE_MB = 16
 
 
 def bound_gdal_cache() -> None:

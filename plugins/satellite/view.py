@@ -15,8 +15,8 @@ import numpy as np
 if TYPE_CHECKING:
     from .reader import RasterioImage
 
-#: source values per band of one row band of the view (bounds memory)
-BAND_VALUES = 1_000_000
+#: source values per band of one row band of the view (bounds memory: ~20 B a value)
+BAND_VALUES = 250_000
 
 
 def _area_resize(stack: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
@@ -59,25 +59,31 @@ def lowres_view(image: RasterioImage, downsample: float) -> tuple[np.ndarray, di
         y0 = round(oy * downsample / lds)
         y1 = max(y0 + 1, min(lh, round((oy + oh) * downsample / lds)))
         raw, valid, _ = image.read_bands((0, math.ceil(y0 * lds)), level, (lw, y1 - y0), uniq)
-        vf = valid.astype(np.float32)
-        band = raw.astype(np.float32)
-        if raw.dtype.kind == "f":  # (integers hold no NaN)
-            band = np.nan_to_num(band)
-        band *= vf[None]
-        stack = np.concatenate([band.transpose(1, 2, 0), vf[..., None]], axis=2)
+        stack = np.empty((*valid.shape, len(uniq) + 1), np.float32)  # bands x valid, valid
+        vf = stack[..., -1]
+        vf[...] = valid
+        for k in range(len(uniq)):
+            plane = stack[..., k]
+            plane[...] = raw[k]
+            if raw.dtype.kind == "f":  # (integers hold no NaN)
+                np.nan_to_num(plane, copy=False)
+            plane *= vf
+        del raw, valid
         small = _area_resize(stack, out_w, oh)
         sums[oy : oy + oh] = small[..., :-1]
         frac[oy : oy + oh] = small[..., -1]
     nodata = frac <= 0
     # raw band values averaged over the valid pixels (0 where none is: drawn black, NaN below)
-    mean = sums / np.maximum(frac, 1e-12)[..., None]
+    mean = sums
+    mean /= np.maximum(frac, 1e-12)[..., None]
     scale, offset = image.reflectance
     extras: dict[str, np.ndarray] = {"valid": np.clip(frac, 0, 1), "nodata": nodata}
     for name, p in zip(names, pos):
         refl = mean[..., p] * np.float32(scale) + np.float32(offset)
         refl[nodata] = np.nan
         extras[name] = refl
-    rgb_raw = mean[..., [pos[0], pos[1], pos[2]]].transpose(2, 0, 1)
+    planes = mean.transpose(2, 0, 1)  # a view
+    rgb_raw = planes[:3] if pos[:3] == [0, 1, 2] else planes[[pos[0], pos[1], pos[2]]]
     rgb = image.to_rgb8(rgb_raw, ~nodata)
     return rgb, extras
 
