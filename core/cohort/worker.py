@@ -220,16 +220,37 @@ def tile_one(job: Job, prev: ImageRecord | None = None) -> ImageRecord:
                 rec.thumbnail = jpeg_uri(previews["overlay"])
         except ImageTimeout:
             rec.reason = f"{task.path}: timed out after {job.timeout:g} s (--timeout)"
-        except GigapatchError as e:
-            rec.reason = one_line(str(e))
         except Exception as e:  # one bad image must not stop a cohort
-            log.debug("unexpected error on %s", task.path, exc_info=True)
-            rec.reason = one_line(f"{task.path}: {type(e).__name__}: {e}")
+            if _interrupted(e):  # a Ctrl-C / SIGTERM that surfaced as another error: no record
+                raise KeyboardInterrupt(str(e)) from e
+            if isinstance(e, GigapatchError):
+                rec.reason = one_line(str(e))
+            else:
+                log.debug("unexpected error on %s", task.path, exc_info=True)
+                rec.reason = one_line(f"{task.path}: {type(e).__name__}: {e}")
         if rec.status == "error":
             remove_outputs(out, task.image_id, since, prev)
     rec.seconds = round(time.perf_counter() - t0, 3)
     rec.finished = now_iso()
     return rec
+
+
+def _interrupted(error: BaseException) -> bool:
+    """True when a KeyboardInterrupt lies in ``error``'s chain: an interrupt that landed inside
+    ``threading.Condition.wait`` (between releasing its lock and its ``try``) surfaces as
+    "RuntimeError: release unlocked lock", and a reader may wrap that in its own error; the
+    image was interrupted, not bad (seen once in 20 kills of benchmarks/kills.py)."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [error]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        stack += [e.__cause__, e.__context__]
+    return False
 
 
 def _float(v: Any) -> float | None:

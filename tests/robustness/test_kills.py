@@ -99,3 +99,39 @@ def test_signal_while_workers_start_is_held_then_delivered(monkeypatch: pytest.M
     assert len(seen["done"]) == 2 and all(f.exception() is None for f in seen["done"])
     assert len(seen["procs"]) == 2 and not any(p.is_alive() for p in seen["procs"])
     assert signal.getsignal(signal.SIGINT) is old
+
+
+@pytest.mark.parametrize("wrap", ["runtime", "image_error"])
+def test_interrupt_surfacing_as_another_error_writes_no_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wrap: str) -> None:
+    """A Ctrl-C that lands inside ``threading.Condition.wait`` surfaces as 'RuntimeError:
+    release unlocked lock' (and a reader may wrap that in an ImageError): it is an interrupt,
+    so the image gets no error record (it was recorded as failed, and the rerun skipped it)."""
+    import time
+
+    from gigapatch import ImageError, write_pyramidal_tiff
+    from gigapatch.cohort.inputs import ImageTask
+    from gigapatch.cohort.records import read_record
+    from gigapatch.cohort.worker import Job, run_job
+    from gigapatch.outputs import run as run_module
+    from gigapatch.outputs.run import ConfigRecipe
+
+    image = write_pyramidal_tiff(tmp_path / "a.tiff", kills.tissue_rgb(512, 0), mpp=0.5)
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        try:
+            try:
+                raise KeyboardInterrupt
+            finally:
+                raise RuntimeError("release unlocked lock")
+        except RuntimeError as e:
+            if wrap == "image_error":
+                raise ImageError(image, f"cannot read a tile ({e})") from None
+            raise
+
+    monkeypatch.setattr(run_module, "tile_and_write", interrupted)
+    out = tmp_path / "out"
+    job = Job(ImageTask("a", image), ConfigRecipe(domain="generic"), out, "run", time.time())
+    with pytest.raises(KeyboardInterrupt):
+        run_job(job)
+    assert read_record(out, "a") is None
