@@ -215,6 +215,69 @@ def tissue_blocks(
     return cv2.resize(t, (blocks, n * blocks), interpolation=cv2.INTER_AREA).reshape(n, blocks, blocks)
 
 
+def tissue_ladder(
+    sat: np.ndarray, thresholds: np.ndarray, radius: int, ink: np.ndarray | None = None,
+    near: np.ndarray | None = None, blocks: int = 4, dense: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`tissue_blocks` at every threshold of an ascending ladder, with one closing.
+
+    Equal to ``np.stack([tissue_blocks(sat, t, ...) for t in thresholds], axis=1)``: each
+    working pixel gets its rung, the number of thresholds it is stained at (0 under ink, all
+    of them where ``dense``), and one grey-level closing of the uint8 rungs replaces the binary
+    closing at each threshold (flat dilation and erosion commute with thresholding: the closing
+    of ``rung > j`` is ``closing(rung) > j``).
+
+    Parameters
+    ----------
+    sat, radius, ink, near, blocks, dense : as :func:`tissue_blocks`.
+    thresholds : (L,) strictly ascending saturation thresholds.
+
+    Returns
+    -------
+    (N, L, blocks, blocks) float32 in [0, 1].
+    """
+    import cv2
+
+    t = np.asarray(thresholds, np.float32).reshape(-1)
+    n, k, n_t = sat.shape[0], sat.shape[1], len(t)
+    if n == 0 or n_t == 0:
+        return np.zeros((n, n_t, blocks, blocks), np.float32)
+    if n_t > 254 or np.any(np.diff(t) <= 0):
+        raise ValueError("thresholds must be strictly ascending (at most 254)")
+    # rung = number of thresholds strictly below the saturation: stained at t_j <=> rung > j
+    rung = np.searchsorted(t, np.asarray(sat, np.float32), side="left").astype(np.uint8)
+    if dense is not None:
+        rung[dense] = n_t
+    if ink is not None:
+        rung[ink] = 0
+    closed = close_levels(rung, radius)
+    keep = np.ones(closed.shape, bool) if ink is None else ~ink
+    if near is not None:
+        keep &= near
+    closed[~keep] = 0
+    levels = np.arange(n_t, dtype=np.uint8)[:, None, None, None]
+    tall = (closed[None] > levels).reshape(n_t * n * k, k).astype(np.float32)
+    b = cv2.resize(tall, (blocks, n_t * n * blocks), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(b.reshape(n_t, n, blocks, blocks).transpose(1, 0, 2, 3))
+
+
+def close_levels(levels: np.ndarray, radius: int) -> np.ndarray:
+    """Grey-level closing (elliptic, ``radius`` px) of each map of an (N, h, w) uint8 stack,
+    as :func:`close_stack` (edge padding, one OpenCV pass); thresholded at any level it equals
+    :func:`close_stack` of the thresholded maps."""
+    import cv2
+
+    m = np.asarray(levels, np.uint8)
+    if radius <= 0 or m.size == 0:
+        return m.copy()
+    n, h, w = m.shape
+    g = 2 * radius
+    tall = np.pad(m, ((0, 0), (g, g), (g, g)), mode="edge").reshape(n * (h + 2 * g), w + 2 * g)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    t = cv2.erode(cv2.dilate(tall, k), k)
+    return t.reshape(n, h + 2 * g, w + 2 * g)[:, g : g + h, g : g + w].copy()
+
+
 def slide_reference(context: Any) -> dict[str, Any]:
     """The slide-level numbers the pixel measure needs, computed once per slide and kept in
     ``context.plugin_cache("pathology")["pixel_tissue"]``: glass colour, stain thresholds, working bin, microns per
@@ -296,9 +359,7 @@ def score_batch(patches: np.ndarray, coords: np.ndarray | None, context: Any,
     radius = max(1, int(round(CLOSE_UM / (float(ref["um_per_px"]) * bin_px))))
     sat = saturation(f)
     dense = None if ref["od_t"] is None else dense_stain(f, max_min_sat(f), float(ref["od_t"]))
-    out["tissue_ladder"] = np.stack(
-        [tissue_blocks(sat, float(t), radius, ink, near, dense=dense) for t in ref["thresholds"]],
-        axis=1)
+    out["tissue_ladder"] = tissue_ladder(sat, ref["thresholds"], radius, ink, near, dense=dense)
     return out
 
 
@@ -329,6 +390,7 @@ def calibrated_tissue(ladder: np.ndarray, mask_fg: np.ndarray) -> tuple[np.ndarr
 __all__ = [
     "balanced_bins",
     "calibrated_tissue",
+    "close_levels",
     "close_stack",
     "pixel_ink",
     "sample_mask",
@@ -336,5 +398,6 @@ __all__ = [
     "score_batch",
     "slide_reference",
     "tissue_blocks",
+    "tissue_ladder",
     "working_bin",
 ]

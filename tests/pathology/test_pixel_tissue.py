@@ -130,6 +130,28 @@ def test_batched_pixel_scores_hands_over_coords(slide):
     assert out["mean"][1] == pytest.approx(first.mean())
 
 
+@pytest.mark.parametrize("radius", [1, 3])
+def test_tissue_ladder_equals_tissue_blocks_at_every_threshold(slide, radius):
+    """One grey-level closing of the rungs gives, bit for bit, the per-threshold binary
+    closings, with ink, an annotation bound and dense stain (real slide pixels)."""
+    img = np.asarray(slide[0].read_region((2048, 1536), 0, (2048, 1024)))[..., :3]
+    p = img.reshape(4, 256, 8, 256, 3).transpose(0, 2, 1, 3, 4).reshape(32, 256, 256, 3)
+    f = pt.balanced_bins(np.ascontiguousarray(p), np.array([236.0, 232.0, 240.0]), 4)
+    sat = pt.saturation(f)
+    rng = np.random.default_rng(0)
+    ink, near, dense = (rng.random(sat.shape) < q for q in (0.05, 0.9, 0.03))
+    ink = cv2.dilate(ink.view(np.uint8).reshape(-1, 64), np.ones((3, 3), np.uint8)).reshape(sat.shape) > 0
+    thresholds = np.float32(np.median(sat)) + np.asarray(pt.LADDER, np.float32)
+    for kw in ({}, {"ink": ink}, {"near": near}, {"ink": ink, "near": near, "dense": dense}):
+        got = pt.tissue_ladder(sat, thresholds, radius, **kw)
+        want = np.stack([pt.tissue_blocks(sat, float(t), radius, **kw) for t in thresholds], axis=1)
+        assert got.shape == (32, len(thresholds), 4, 4) and got.dtype == np.float32
+        assert np.array_equal(got, want), kw
+        assert 0.0 < want.mean() < 1.0  # thresholds that keep some pixels and drop others
+    with pytest.raises(ValueError, match="ascending"):
+        pt.tissue_ladder(sat, thresholds[::-1], radius)
+
+
 def test_tissue_blocks_threshold_gaps_ink_and_bounds():
     f = np.full((1, 64, 64, 3), 250.0, np.float32)  # glass
     f[0, :, :32] = (200.0, 120.0, 170.0)  # stained left half
