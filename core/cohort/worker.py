@@ -398,6 +398,10 @@ CLEAN_UP_S = 5.0
 def _interrupt(signum: int, frame: object) -> None:
     if not _BUSY.is_set():
         os._exit(128 + signum)
+    # once: a second signal (the group's Ctrl-C, then the driver's SIGTERM) must not interrupt
+    # the clean-up, nor the hook reporting a swallowed first one (a traceback on the terminal)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
     # a KeyboardInterrupt that lands in a finaliser is swallowed by the interpreter: end the
     # process anyway once the image had time to clean up
     fallback = threading.Timer(CLEAN_UP_S, os._exit, args=(128 + signum,))

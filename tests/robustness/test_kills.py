@@ -135,3 +135,24 @@ def test_interrupt_surfacing_as_another_error_writes_no_record(
     with pytest.raises(KeyboardInterrupt):
         run_job(job)
     assert read_record(out, "a") is None
+
+
+def test_a_busy_worker_is_interrupted_once(tmp_path: Path) -> None:
+    """The group's Ctrl-C, then the driver's SIGTERM: the second signal is ignored (it landed
+    in the clean-up of the first, or in the hook reporting a swallowed one: a traceback), and
+    the worker still ends, by its fallback timer, with the first signal's status."""
+    import subprocess
+
+    from gigapatch.cohort.worker import CLEAN_UP_S
+
+    code = ("import os, signal, sys, time\nfrom gigapatch.cohort import worker\n"
+            "worker.init_pool_worker()\nworker._BUSY.set()\n"
+            "try:\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(1)\n"
+            "    print('not interrupted')\n"
+            "except KeyboardInterrupt:\n    print('interrupted')\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(0.2)\nprint('second ignored')\n"
+            "sys.stdout.flush()\ntime.sleep(60)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=CLEAN_UP_S + 30)
+    assert res.stdout.split() == ["interrupted", "second", "ignored"], res
+    assert res.returncode == 130 and "Traceback" not in res.stderr, res
