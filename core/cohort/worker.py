@@ -399,15 +399,21 @@ def _interrupt(signum: int, frame: object) -> None:
     if not _BUSY.is_set():
         os._exit(128 + signum)
     # once: a second signal (the group's Ctrl-C, then the driver's SIGTERM) must not interrupt
-    # the clean-up, nor the hook reporting a swallowed first one (a traceback on the terminal)
+    # the clean-up, nor the hook reporting a swallowed first one (a traceback on the terminal);
+    # a Python no-op, not SIG_IGN: one already pending would print "Signal 15 ignored due to
+    # race condition"
     for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, signal.SIG_IGN)
+        signal.signal(s, _ignore)
     # a KeyboardInterrupt that lands in a finaliser is swallowed by the interpreter: end the
     # process anyway once the image had time to clean up
     fallback = threading.Timer(CLEAN_UP_S, os._exit, args=(128 + signum,))
     fallback.daemon = True
     fallback.start()
     raise KeyboardInterrupt
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A signal after the first, while the interrupted image cleans up: nothing to do."""
 
 
 def _unraisable(info: Any) -> None:
