@@ -96,3 +96,34 @@ def test_batched_pixel_scores_match_direct_scoring(he: np.ndarray) -> None:
     ref = _reference_sharpness_batch(direct)
     for key in ref:
         assert_close(out[key], ref[key], key)
+
+
+def test_pixel_pass_scores_on_one_opencv_thread_and_restores_the_pool(he: np.ndarray) -> None:
+    """The pixel pass runs OpenCV single-threaded (its reader threads are the parallelism) and
+    gives back the caller's thread count, also when a scorer fails."""
+    arr = np.ascontiguousarray(he[:4].transpose(1, 0, 2, 3).reshape(256, 1024, 3))
+    image = ArrayImage(arr)
+    geom = resolve_geometry(image, PatchConfig(size=256, level=0))
+    coords = np.array([(x, 0) for x in range(0, 1024, 256)])
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        seen: list[int] = []
+
+        def scorer(b: np.ndarray) -> dict[str, np.ndarray]:
+            seen.append(cv2.getNumThreads())
+            return sharpness_batch(b)
+
+        out = batched_pixel_scores(image, coords, geom, scorer, workers=2, batch=3)
+        assert seen == [1, 1] and cv2.getNumThreads() == 2
+        assert_close(out["sharpness"], _reference_sharpness_batch(arr.reshape(256, 4, 256, 3)
+                                                                  .transpose(1, 0, 2, 3))["sharpness"], "sharpness")
+
+        def failing(b: np.ndarray) -> dict[str, np.ndarray]:
+            raise RuntimeError("scorer failed")
+
+        with pytest.raises(RuntimeError, match="scorer failed"):
+            batched_pixel_scores(image, coords, geom, failing, workers=2)
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
