@@ -158,6 +158,7 @@ def _run_job(job: Job) -> Outcome:
     lock = acquire(out, task.image_id, job.run)
     if not isinstance(lock, ImageLock):
         return Outcome(task.image_id, "busy", holder=lock, in_driver=in_driver)
+    prev = None
     try:
         prev = read_record(out, task.image_id)
         if prev is not None and prev.run != job.run and _same_config(job, prev) and (
@@ -170,6 +171,12 @@ def _run_job(job: Job) -> Outcome:
         record = tile_one(job, prev)
         write_record(out, record)
         return Outcome(task.image_id, "done", record=record, in_driver=in_driver)
+    except KeyboardInterrupt:
+        # an interrupt inside contextlib's __exit__ leaves an atomic write's generator
+        # suspended, its temporary file to a finaliser that the worker's os._exit never runs:
+        # cleared here, before the lock says the image is free (2 of 20 kills left one)
+        remove_temporaries(out, task.image_id, prev)
+        raise
     finally:
         lock.release()
 
