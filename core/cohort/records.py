@@ -259,6 +259,20 @@ def _summary_lock(out_dir: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+#: the summary lock, for every writer of the run's own files (the summary, the report)
+summary_lock = _summary_lock
+
+
+def remove_run_temporaries(out_dir: Path) -> None:
+    """Delete the temporary files of the run's own files (``.summary.csv.<tag>.tmp``,
+    ``.summary.parquet.<tag>.tmp``, ``.report.html.<tag>.tmp``) that a run killed while
+    writing them left. Only under :data:`summary_lock`: every writer of those files holds it,
+    so none of them is being written."""
+    for name in ("summary.csv", "summary.parquet", "report.html"):
+        for stale in Path(out_dir).glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def write_summary(out_dir: Path) -> list[Path]:
     """Rebuild ``<out>/summary.csv`` from every record in ``<out>``, atomically, and
     ``summary.parquet`` beside it when pyarrow is installed and the folder holds more than one
@@ -269,6 +283,7 @@ def write_summary(out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     written = [out_dir / "summary.csv"]
     with _summary_lock(out_dir):
+        remove_run_temporaries(out_dir)
         rows = summary_rows(read_records(out_dir))
         write_text_atomic(written[0], _csv_text(rows))
         if len(rows) > 1 and find_spec("pyarrow") is not None:
@@ -291,6 +306,8 @@ __all__ = [
     "read_records",
     "record_path",
     "remove_record",
+    "remove_run_temporaries",
+    "summary_lock",
     "summary_rows",
     "write_record",
     "write_summary",

@@ -54,6 +54,7 @@ from gigapatch.cohort.records import (
     now_iso,
     outputs_intact,
     read_record,
+    summary_lock,
     write_record,
     write_summary,
 )
@@ -407,7 +408,8 @@ def _write_report(out: Path) -> None:
     if find_spec("gigapatch.cohort.report") is None:
         return
     try:
-        import_module("gigapatch.cohort.report").write_report(out)
+        with summary_lock(out):  # the summary's writers clear what a killed writer left
+            import_module("gigapatch.cohort.report").write_report(out)
     except Exception as e:  # a report is a view of the records: it never fails the run
         log.warning("%s: the cohort report could not be written (%s: %s)", out,
                     type(e).__name__, e)

@@ -191,3 +191,19 @@ def test_interrupted_job_clears_its_temporaries_before_freeing_the_image(
         run_job(job)
     assert not any(p.exists() for p in left) and not (out / ".a.123.456.partial").exists()
     assert other.exists() and not lock_path(out, "a").exists()
+
+
+def test_summary_rebuild_clears_what_a_killed_writer_left(tmp_path: Path) -> None:
+    """A run killed while writing summary.parquet or report.html left its temporary file (1 of
+    20 kills at --seed 2); the next rebuild, under the summary lock every writer of those
+    files holds, removes them, and no other file."""
+    from gigapatch.cohort.records import write_summary
+
+    stale = [tmp_path / ".summary.parquet.5df84b68.tmp", tmp_path / ".summary.csv.0a1b2c3d.tmp",
+             tmp_path / ".report.html.deadbeef.tmp"]
+    kept = tmp_path / ".a.h5.0123abcd.tmp"  # an image's: the image's own clean-up handles it
+    for p in [*stale, kept]:
+        p.write_bytes(b"half")
+    write_summary(tmp_path)
+    assert not any(p.exists() for p in stale) and kept.exists()
+    assert (tmp_path / "summary.csv").is_file()
