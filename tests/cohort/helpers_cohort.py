@@ -4,12 +4,16 @@ test-only slow plugin's source, and readers of what a run left."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import h5py
-import numpy as np
+from helpers_paths import BENCHMARKS
 
 from gigapatch import write_pyramidal_tiff
+
+sys.path.insert(0, str(BENCHMARKS))
+from kills import tissue_rgb  # one generator for the kill script and the tests
 
 #: the good images of the cohort (the corrupt one is ``corrupt.tiff``)
 GOOD = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot")
@@ -25,21 +29,6 @@ def gigapatch_open_image(path: Path, domain):
         time.sleep(float(os.environ.get("GIGAPATCH_TEST_SLOW_S", "30")))
     return None
 '''
-
-
-def tissue_rgb(side: int, seed: int) -> np.ndarray:
-    """(side, side, 3) uint8: pink tissue blobs on white glass, different for every seed."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:side, :side]
-    tissue = np.zeros((side, side), bool)
-    for _ in range(3):
-        cx, cy = rng.uniform(0.25, 0.75, 2) * side
-        r = rng.uniform(0.12, 0.22) * side
-        tissue |= (xx - cx) ** 2 + (yy - cy) ** 2 < r**2
-    rgb = np.full((side, side, 3), 242, np.uint8)
-    noise = rng.integers(-20, 20, (int(tissue.sum()), 3))
-    rgb[tissue] = (np.array([200, 110, 170]) + noise).clip(0, 255).astype(np.uint8)
-    return rgb
 
 
 def make_cohort(folder: Path, names: tuple[str, ...] = GOOD, corrupt: bool = True,
