@@ -87,14 +87,21 @@ def patchset_from(tiling: Tiling) -> PatchSet:
         rejected_columns={k: v[~keep] for k, v in tiling.columns.items()},
     )
     size = ctx.geometry.size_level0
-    cov = coverage_report(ctx.mask, ctx.mask_downsample, ps.coords, size)
+    labels = None
+    if ctx.regions:  # the labels the placement saw: regions kept to the mask
+        labels = ctx.region_labels
+        if labels is None:
+            labels = region_labels(ctx.regions, ctx.mask.shape, ctx.mask_downsample, mask=ctx.mask)
+    # one pass over the mask: the whole foreground's coverage and every region's
+    cov = coverage_report(ctx.mask, ctx.mask_downsample, ps.coords, size, labels=labels,
+                          n_labels=len(ctx.regions))
     ps.attrs["coverage"] = float(cov["coverage"])
     ps.attrs["overlap_fraction"] = float(cov["overlap"])
-    if ctx.regions:  # the labels the placement saw: regions kept to the mask
-        labels = region_labels(ctx.regions, ctx.mask.shape, ctx.mask_downsample, mask=ctx.mask)
+    if labels is not None:
         assert ps.region is not None
         ps.region_summary = region_summary(labels, len(ctx.regions), ctx.mask_downsample,
-                                           ps.coords, ps.region, size)
+                                           ps.coords, ps.region, size,
+                                           covered=cov["covered_by_label"])
     return ps
 
 

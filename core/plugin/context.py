@@ -35,6 +35,8 @@ class ImageContext:
     mask : (h, w) bool refined foreground mask, artefacts removed (after refinement).
     exclusions : named (h, w) bool artefact masks (e.g. a plugin's ``"pen"``).
     regions : connected foreground regions in level-0 px (after segmentation).
+    region_labels : (h, w) int32 label image of ``regions`` on the mask grid, kept to the mask
+        (0 = background or no region, ``k + 1`` = ``regions[k]``), set with ``regions``.
     pixels : what every ``gigapatch_score_pixels`` returned, name -> (N, ...) array over the
         candidates, in candidate order (filled once every candidate has been read).
     cache : per-image scratch space for plugins; use :meth:`plugin_cache`.
@@ -48,6 +50,7 @@ class ImageContext:
     mask: np.ndarray | None = None
     exclusions: dict[str, np.ndarray] = field(default_factory=dict)
     regions: list[Region] = field(default_factory=list)
+    region_labels: np.ndarray | None = None
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
     cache: dict[str, dict[str, Any]] = field(default_factory=dict)
 

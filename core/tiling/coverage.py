@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 #: mask rows rasterised at a time by :func:`coverage_report`
@@ -33,8 +35,14 @@ def box_counts(
 
 
 def coverage_report(
-    mask: np.ndarray, mask_downsample: float, coords: np.ndarray, size_level0: int
-) -> dict[str, float | int]:
+    mask: np.ndarray,
+    mask_downsample: float,
+    coords: np.ndarray,
+    size_level0: int,
+    *,
+    labels: np.ndarray | None = None,
+    n_labels: int = 0,
+) -> dict[str, Any]:
     """How well a set of patches covers the foreground, measured on the mask grid.
 
     Each box is rasterised to the mask pixels whose centres it contains (mask pixel j is in
@@ -46,7 +54,9 @@ def coverage_report(
     dict with ``coverage`` (fraction of foreground pixels inside at least one patch; 0.0 when
     there is no foreground), ``overlap`` (fraction of the covered area covered by more than one
     patch), ``n_patches``, ``foreground_px`` (foreground mask pixels) and ``covered_px``
-    (foreground mask pixels covered).
+    (foreground mask pixels covered). With ``labels`` ((h, w) integer labels in ``[0,
+    n_labels]``, e.g. regions), also ``covered_by_label``: (n_labels,) int64 pixels of label
+    ``k + 1`` inside at least one patch, counted in the same pass.
     """
     m = np.asarray(mask)
     if m.ndim != 2:
@@ -56,6 +66,7 @@ def coverage_report(
     ds = float(mask_downsample)
     fg = int(np.count_nonzero(m))
     covered = n_any = n_multi = 0
+    by_label = np.zeros(int(n_labels) + 1, np.int64)
     if len(c) and h and w:
         j0 = np.clip(np.ceil(c[:, 0] / ds - 0.5), 0, w).astype(np.int64)
         j1 = np.clip(np.ceil((c[:, 0] + size_level0) / ds - 0.5), 0, w).astype(np.int64)
@@ -75,12 +86,15 @@ def coverage_report(
             n_any += int(np.count_nonzero(hit))
             covered += int(np.count_nonzero(hit & (m[b0:b1] != 0)))
             n_multi += int(np.count_nonzero(count > 1))
+            if labels is not None:
+                by_label += np.bincount(labels[b0:b1][hit], minlength=len(by_label))[: len(by_label)]
     return {
         "coverage": covered / fg if fg else 0.0,
         "overlap": n_multi / n_any if n_any else 0.0,
         "n_patches": len(c),
         "foreground_px": fg,
         "covered_px": covered,
+        **({"covered_by_label": by_label[1:]} if labels is not None else {}),
     }
 
 

@@ -139,8 +139,9 @@ def segment_stage(context: ImageContext) -> np.ndarray:
     context.regions = list(regions or [])
     for k, region in enumerate(context.regions):
         region.label = k
-    return region_labels(context.regions, context.mask.shape, context.mask_downsample,
-                         mask=context.mask)
+    context.region_labels = region_labels(context.regions, context.mask.shape,
+                                          context.mask_downsample, mask=context.mask)
+    return context.region_labels
 
 
 def place_stage(context: ImageContext, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

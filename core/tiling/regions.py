@@ -377,6 +377,8 @@ def region_summary(
     coords: np.ndarray,
     region: np.ndarray,
     size_level0: int,
+    *,
+    covered: np.ndarray | None = None,
 ) -> list[dict[str, float | int]]:
     """Patches and coverage of every region.
 
@@ -386,27 +388,27 @@ def region_summary(
     downsample : level-0 px per label px.
     coords : (N, 2) level-0 top-left x, y of the kept patches; region : (N,) int32 their regions.
     size_level0 : patch side in level-0 px.
+    covered : optional (n_regions,) pixels of each region inside any kept patch, when the caller
+        has them (:func:`~gigapatch.tiling.coverage.coverage_report` with ``labels``); else
+        measured here, the same way.
 
     Returns
     -------
     One dict per region: ``region`` (index), ``area_level0`` (level-0 px^2 of its pixels),
     ``n_patches`` (kept patches assigned to it) and ``coverage`` (share of its pixels inside any
-    kept patch: :func:`~gigapatch.tiling.coverage.coverage_report` of the region's pixels).
+    kept patch).
     """
     ds = float(downsample)
-    c = np.asarray(coords, np.float64).reshape(-1, 2)
+    lab = np.asarray(labels)
     r = np.asarray(region).reshape(-1)
     counts = np.bincount(r[r >= 0], minlength=n_regions)
-    boxes = region_boxes(labels, n_regions)
-    rows: list[dict[str, float | int]] = []
-    for k in range(n_regions):
-        x0, y0, x1, y1 = (int(v) for v in boxes[k])
-        own = labels[y0:y1, x0:x1] == k + 1
-        near = c[_near(c, boxes[k], size_level0 / ds, ds)] - np.array([x0 * ds, y0 * ds])
-        cov = coverage_report(own, ds, near, size_level0)["coverage"] if own.size else 0.0
-        rows.append({"region": k, "area_level0": float(np.count_nonzero(own)) * ds * ds,
-                     "n_patches": int(counts[k]), "coverage": float(cov)})
-    return rows
+    areas = np.bincount(lab[lab > 0], minlength=n_regions + 1)[1 : n_regions + 1]
+    if covered is None:
+        covered = coverage_report(lab > 0, ds, coords, size_level0, labels=lab,
+                                  n_labels=n_regions)["covered_by_label"]
+    return [{"region": k, "area_level0": float(areas[k]) * ds * ds, "n_patches": int(counts[k]),
+             "coverage": float(covered[k]) / float(areas[k]) if areas[k] else 0.0}
+            for k in range(n_regions)]
 
 
 __all__ = [
