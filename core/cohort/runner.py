@@ -305,11 +305,11 @@ def _execute(
 
 def _outcome(fut: Future[Outcome], job: Job, broken: list[Job], remote: bool) -> Outcome | None:
     """The outcome of a finished future; a job of a broken pool is added to ``broken``."""
-    from concurrent.futures.process import BrokenProcessPool
+    from concurrent.futures import BrokenExecutor  # a BrokenProcessPool is one
 
     try:
         return fut.result()
-    except BrokenProcessPool:
+    except BrokenExecutor:
         broken.append(job)
         return None
     except Exception as e:  # Dask: KilledWorker, a lost connection...

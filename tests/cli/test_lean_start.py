@@ -66,8 +66,8 @@ def test_real_svs_is_read_without_openslide(pathology_dir: Path, tmp_path: Path)
 
 
 def test_main_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
-    """``main`` collects less often while it runs (start-up allocates ~10^5 long-lived objects)
-    and restores the caller's thresholds, also when it exits with an error."""
+    """``main`` does not tune the garbage collector: the caller's thresholds stay, also when it
+    exits with an error."""
     import gc
 
     from gigapatch.cli.app import main
@@ -77,3 +77,35 @@ def test_main_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
         main(["tile", str(tmp_path / "missing.svs"), "--out", str(tmp_path), "--quiet"])
     assert e.value.code == 2  # one-line error, as before
     assert gc.get_threshold() == before and gc.isenabled()
+
+
+BLAS_PROBE = """
+import os, sys
+import gigapatch.cli as cli
+cli.main = lambda argv: None  # the console's set-up only
+cli.console([])
+import numpy
+from threadpoolctl import threadpool_info
+blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+print("BLAS", os.environ["OPENBLAS_NUM_THREADS"], blas)
+"""
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("2", "2")])
+def test_console_runs_numpy_blas_on_one_thread_unless_told(given: str | None, expected: str) -> None:
+    """The ``gigapatch`` command runs numpy's BLAS pool on one thread (images and reads are
+    what it parallelises), inherited by its worker processes; a caller's own
+    ``OPENBLAS_NUM_THREADS`` wins."""
+    pytest.importorskip("threadpoolctl")
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    res = subprocess.run([sys.executable, "-c", BLAS_PROBE], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("BLAS "))
+    var, threads = line.split(" ", 2)[1:]
+    assert var == expected
+    assert threads in ("[]", f"[{expected}]")  # [] only where numpy's BLAS is not OpenBLAS
