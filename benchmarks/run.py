@@ -49,7 +49,11 @@ QUALITY = 90
 GENERATOR_VERSION = 2
 MP = 1e6
 #: the flags of the mask + coordinates run (stated in the table)
-MASK_FLAGS = ["--domain", "pathology", "--quiet", "--no-sharpness", "--no-overlay"]
+#: (no candidate is read at full resolution: the pathology plugin's pixel tissue/ink checks and
+#: blur score are off, as hs2p has none; `--no-sharpness` alone drops only the sharpness score)
+MASK_FLAGS = ["--domain", "pathology", "--quiet", "--no-sharpness", "--no-overlay",
+              "--set", "plugin.pathology.pixel_foreground=false",
+              "--set", "plugin.pathology.blur_relative=0"]
 #: the throughput preset, timed beside the default config
 FAST_CONFIG = HERE.parent / "configs" / "pathology-fast.yaml"
 
