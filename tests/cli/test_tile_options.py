@@ -111,8 +111,9 @@ def test_option_descriptions_are_checked() -> None:
 
 
 def test_geojson_values_are_taken_off_the_command_line() -> None:
-    from gigapatch.cli import app
     from typer.main import get_command
+
+    from gigapatch.cli import app
 
     params = get_command(app).commands["tile"].params  # type: ignore[attr-defined]
     values = {"--geojson": {"wgs84": {}, "native": {}}}
