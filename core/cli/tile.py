@@ -58,15 +58,15 @@ def tile(
     extract: Annotated[bool | None, typer.Option("--extract/--no-extract", help="write patches")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help=(
         "extracted patches: jpeg or png (<id>/<x>_<y>.<ext>), or tar (WebDataset shards: "
-        "<id>/<x>_<y>.jpg + .json with its scores and labels); a plugin's value (e.g. "
-        "geotiff) is its domain's extraction instead"))] = None,
+        "<id>/<x>_<y>.jpg + .json with its scores and labels); a plugin's value is its "
+        "domain's extraction instead"))] = None,
     contact_sheet: Annotated[bool | None, typer.Option(
         "--contact-sheet/--no-contact-sheet",
         help="<id>_contact.png: the 16 best and 16 worst kept patches by --rank-by")] = None,
     overlay: Annotated[bool | None, typer.Option("--overlay/--no-overlay")] = None,
     geojson: Annotated[bool | None, typer.Option(
         "--geojson/--no-geojson", help="QuPath export; --geojson VALUE: a plugin's GeoJSON "
-        "(e.g. wgs84), for its domain's images, without the QuPath export")] = None,
+        "for its domain's images, without the QuPath export")] = None,
     annotations: Annotated[Path | None, typer.Option(help="GeoJSON of regions to include/exclude")] = None,
     manifest: Annotated[Path | None, typer.Option(
         help="CSV or Parquet, one row per image: image_id, path, and optional label, split, "

@@ -134,8 +134,11 @@ def collect_plugin_flags(core: Mapping[str, Any]) -> PluginFlags:
     out.params = _typer_params(out.new)
     for flag, values in out.values.items():  # the core flag's help lists the plugins' values
         param = core[flag]
-        extra = "; ".join(f"{v} ({o.domain or p}){': ' + o.help if o.help else ''}"
-                          for v, (p, o) in values.items())
+        by_option: dict[int, tuple[str, TileOption, list[str]]] = {}
+        for value, (plugin, opt) in values.items():
+            by_option.setdefault(id(opt), (plugin, opt, []))[2].append(value)
+        extra = "; ".join(f"{' | '.join(vs)} ({o.domain or p}){': ' + o.help if o.help else ''}"
+                          for p, o, vs in by_option.values())
         param.help = f"{(param.help or '').rstrip('.')}. Plugin values: {extra}".lstrip(". ")
     return out
 
