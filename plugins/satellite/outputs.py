@@ -17,7 +17,7 @@ On request:
 * ``output.table: parquet``: ``<id>_patches.parquet``, the table (every candidate) as GeoParquet;
 * ``chips: geotiff``: ``<id>_chips/<x>_<y>.tif`` (:mod:`.chips`);
 * ``stac: true``: ``<id>_stac/catalog.json`` (:mod:`.stac`); ``stac_dir: DIR`` (``--stac
-  DIR``): ``DIR/<id>/catalog.json`` instead.
+  DIR``): ``DIR/<id>/catalog.json`` instead, a child of ``DIR/catalog.json``.
 """
 
 from __future__ import annotations
@@ -130,6 +130,10 @@ def gigapatch_write_outputs(patchset: PatchSet, context: ImageContext, out_dir: 
             Path(s.stac_dir) / ps.image_id
         where.parent.mkdir(parents=True, exist_ok=True)
         paths["stac"] = write_stac(where, image, ps, chips, context.config.patch.edge)
+        if s.stac_dir is not None:  # DIR/catalog.json: every image's catalog as a child
+            from .stac import write_root_catalog
+
+            paths["stac_root"] = write_root_catalog(Path(s.stac_dir))
     if context.config.output.overlay and context.rgb is not None:
         paths["satellite_overlay"] = _picture(out_dir, ps, context)
     record = out_dir / f"{ps.image_id}_raster.json"  # last: the other images' registry

@@ -85,7 +85,8 @@ class SatelliteSettings(BaseModel):
     stac: bool = Field(False, description="a STAC catalog of the chips' Items (<id>_stac/)")
     stac_dir: Path | None = Field(
         None, description="write the STAC catalog into this folder instead, as "
-        "<stac_dir>/<id>/catalog.json (implies stac; relative: to the working directory)")
+        "<stac_dir>/<id>/catalog.json, each a child of <stac_dir>/catalog.json (implies stac; "
+        "relative: to the working directory)")
     duplicates: bool = Field(
         True, description="flag patches that cover the same ground as a patch of an image "
         "already written to the same output folder")

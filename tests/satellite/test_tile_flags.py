@@ -143,9 +143,16 @@ def test_stac_dir_holds_a_valid_catalog(satellite_dir: Path, tmp_path: Path) -> 
     from pystac.validation import validate_dict
 
     out, stac = tmp_path / "out", tmp_path / "catalogs"
-    tile(str(satellite_dir / BYTE), "--out", str(out), "--no-overlay", "--patch-size", "128",
-         "--extract", "--format", "geotiff", "--stac", str(stac))
+    tile(str(satellite_dir / BYTE), str(satellite_dir / RGBN), "--out", str(out), "--no-overlay",
+         "--patch-size", "128", "--extract", "--format", "geotiff", "--stac", str(stac),
+         "--workers", "2")
     assert not (out / "RGB.byte_stac").exists()
+    # DIR/catalog.json: one child catalog per image (two workers wrote them)
+    root = pystac.Catalog.from_file(str(stac / "catalog.json"))
+    validate_dict(root.to_dict(), extensions=[])
+    assert sorted(c.id for c in root.get_children()) == ["RGB.byte-chips", "rgbn-chips"]
+    assert len(list(root.get_items(recursive=True))) == (
+        len(PatchSet.read(out / "RGB.byte.h5")) + len(PatchSet.read(out / "rgbn.h5")))
     cat = pystac.Catalog.from_file(str(stac / "RGB.byte" / "catalog.json"))
     # pystac's validator, offline: the core schemas it bundles (the projection extension's
     # schema would be fetched; its fields are checked against the h5 below)
