@@ -306,7 +306,8 @@ def plugin_overrides(given: GivenFlags | None, fmt: str | None,
     elif fmt is not None and fmt not in _core_values("--format"):
         choices = [*_core_values("--format"),
                    *(f"{v} ({o.domain or p})" for v, (p, o) in formats.items())]
-        raise ConfigError(f"--format {fmt}: expected one of {', '.join(choices)}")
+        raise ConfigError(f"--format {fmt}: config key 'output.format': expected one of "
+                          f"{', '.join(choices)}")
     return out, fmt
 
 

@@ -155,8 +155,8 @@ def test_values_are_read_as_set_reads_them_for_their_domain_only() -> None:
     assert core_fmt is None and over.domains == {}
     # a core format passes through; an unknown one is one line listing every value
     assert plugin_overrides(_given(known=known), "png", lambda d: True)[1] == "png"
-    with pytest.raises(ConfigError, match=r"--format tif: expected one of jpeg, png, tar, "
-                                          r"geotiff \(satellite\)"):
+    with pytest.raises(ConfigError, match=r"--format tif: config key 'output.format': "
+                                          r"expected one of jpeg, png, tar, geotiff \(satellite\)"):
         plugin_overrides(_given(known=known), "tif", lambda d: True)
     # the recipe applies a domain's overrides to that domain only
     recipe = ConfigRecipe(overrides={"patch.size": 128}, domain_overrides=over.domains | {
