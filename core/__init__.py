@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "ScoreContext": "gigapatch.plugin.context",
     "get_plugin_manager": "gigapatch.plugin.manager",
     "list_domains": "gigapatch.plugin.manager",
+    "TileOption": "gigapatch.plugin.options",
     # reading
     "Image": "gigapatch.io.image",
     "ArrayImage": "gigapatch.io.image",
@@ -125,6 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from gigapatch.outputs.run import ConfigRecipe, tile_image  # noqa: F401
     from gigapatch.plugin.context import ImageContext, ScoreContext  # noqa: F401
     from gigapatch.plugin.manager import get_plugin_manager, list_domains  # noqa: F401
+    from gigapatch.plugin.options import TileOption  # noqa: F401
     from gigapatch.tiling.coverage import coverage_report  # noqa: F401
     from gigapatch.tiling.integral import box_sums, integral_image, mask_fraction  # noqa: F401
     from gigapatch.tiling.mask import otsu_saturation_mask  # noqa: F401

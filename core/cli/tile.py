@@ -5,15 +5,17 @@ from typing import Annotated, Any
 
 import typer
 
-from gigapatch.cli.app import app, setup_logging
+from gigapatch.cli.app import app, log, setup_logging
+from gigapatch.cli.tile_options import TileCommand
 
 Paths = Annotated[list[Path], typer.Argument(help="image files or folders of images")]
 Inputs = Annotated[list[Path] | None, typer.Argument(
     help="image files, folders of images or glob patterns ('slides/*.svs'); or --manifest")]
 
 
-@app.command()
+@app.command(cls=TileCommand)  # with the plugins' own flags (gigapatch_tile_options)
 def tile(
+    ctx: typer.Context,
     paths: Inputs = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("gigapatch-out"),
     domain: Annotated[str | None, typer.Option(
@@ -56,12 +58,15 @@ def tile(
     extract: Annotated[bool | None, typer.Option("--extract/--no-extract", help="write patches")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help=(
         "extracted patches: jpeg or png (<id>/<x>_<y>.<ext>), or tar (WebDataset shards: "
-        "<id>/<x>_<y>.jpg + .json with its scores and labels)"))] = None,
+        "<id>/<x>_<y>.jpg + .json with its scores and labels); a plugin's value is its "
+        "domain's extraction instead"))] = None,
     contact_sheet: Annotated[bool | None, typer.Option(
         "--contact-sheet/--no-contact-sheet",
         help="<id>_contact.png: the 16 best and 16 worst kept patches by --rank-by")] = None,
     overlay: Annotated[bool | None, typer.Option("--overlay/--no-overlay")] = None,
-    geojson: Annotated[bool | None, typer.Option("--geojson/--no-geojson", help="QuPath export")] = None,
+    geojson: Annotated[bool | None, typer.Option(
+        "--geojson/--no-geojson", help="QuPath export; --geojson VALUE: a plugin's GeoJSON "
+        "for its domain's images, without the QuPath export")] = None,
     annotations: Annotated[Path | None, typer.Option(help="GeoJSON of regions to include/exclude")] = None,
     manifest: Annotated[Path | None, typer.Option(
         help="CSV or Parquet, one row per image: image_id, path, and optional label, split, "
@@ -94,7 +99,9 @@ def tile(
     (h5), tables, overlay."""
     setup_logging(quiet)
     from gigapatch.cli.tile_cohort import run_options, run_tile_cohort
+    from gigapatch.cli.tile_options import META, check_plugin_settings, plugin_overrides
     from gigapatch.cohort.inputs import collect_tasks
+    from gigapatch.config import load_config
     from gigapatch.outputs.run import ConfigRecipe
 
     overrides: dict[str, Any] = {
@@ -115,9 +122,27 @@ def tile(
         overrides["patch.level"] = None
     overrides.update(physical_overrides(pixel_size_mm, patch_size_mm, stride_mm, max_object_mm,
                                         max_object, top_percent))
-    overrides.update(parse_settings(set_ or []))
-    recipe = ConfigRecipe(domain=domain, file=config, overrides=overrides)
+    settings = parse_settings(set_ or [])
+
+    def extracting(d: str | None) -> bool:  # is extraction on for domain d's images?
+        if extract is not None:
+            return extract
+        core = {**overrides, "output.format": None, **settings}
+        return load_config(d or domain, config, core).output.extract
+
+    plugin, core_format = plugin_overrides(ctx.meta.get(META), fmt, extracting)
+    overrides["output.format"] = core_format  # None when --format was a plugin's value
+    overrides.update(plugin.common)
+    overrides.update(settings)  # --set last: it wins over every flag
+    recipe = ConfigRecipe(domain=domain, file=config, overrides=overrides, domain_overrides={
+        d: {k: v for k, v in over.items() if k not in settings}
+        for d, over in plugin.domains.items()})
     recipe.resolve(recipe.domain or "generic")  # a bad flag or file fails before any work
+    check_plugin_settings(plugin, recipe.resolve)
+    for d, flag in plugin.used.items():
+        if recipe.domain is not None and recipe.domain != d:
+            log.warning("%s is an option of the %s domain: ignored for --domain %s", flag, d,
+                        recipe.domain)
     options = run_options(workers, scheduler, scheduler_file, shard, force, retry_failed, timeout)
     tasks = collect_tasks(paths or [], manifest,
                           check=lambda d, ov: recipe.config(d or recipe.domain or "generic", ov))

@@ -37,12 +37,15 @@ class ConfigRecipe:
     :func:`gigapatch.plugin.manager.image_domain`), a YAML file and flag overrides.
 
     The domain comes from, in order: ``domain``, the file's ``domain:`` key, the first plugin that
-    claims the image (``gigapatch_image_domain``), else ``generic``.
+    claims the image (``gigapatch_image_domain``), else ``generic``. ``domain_overrides`` are
+    applied on top of ``overrides`` to the config of the domain they are keyed by only (a
+    plugin's own ``gigapatch tile`` flags, :class:`gigapatch.TileOption`).
     """
 
     domain: str | None = None
     file: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    domain_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     _cache: dict[str, Config] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -52,7 +55,8 @@ class ConfigRecipe:
     def resolve(self, domain: str) -> Config:
         """The config of ``domain`` (resolved once per domain)."""
         if domain not in self._cache:
-            self._cache[domain] = load_config(domain, self.file, self.overrides)
+            overrides = {**self.overrides, **self.domain_overrides.get(domain, {})}
+            self._cache[domain] = load_config(domain, self.file, overrides)
         return self._cache[domain]
 
     def for_image(self, image: Image) -> Config:

@@ -31,6 +31,7 @@ Hooks in the order a run calls them:
 ``gigapatch_train``                 train a model (``gigapatch train``)
 ``gigapatch_demo``                  the domain's one-command demo (``gigapatch demo``)
 ``gigapatch_cli_commands``          a plugin's own commands (``gigapatch fit-normal``...)
+``gigapatch_tile_options``          a plugin's own ``gigapatch tile`` flags (``--bands``...)
 ==================================  =========================================================
 """
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from gigapatch.io.image import Image
     from gigapatch.outputs.patchset import PatchSet
     from gigapatch.plugin.context import ImageContext
+    from gigapatch.plugin.options import TileOption
     from gigapatch.tiling.segment import Region
 
 PROJECT = "gigapatch"
@@ -291,4 +293,19 @@ def gigapatch_cli_commands(app: Any) -> None:
     its body, so that other commands do not pay for it; raise :class:`gigapatch.ConfigError` or
     :class:`gigapatch.ImageError` for bad input (one line, no traceback). A name the core or
     another plugin already uses is refused with one line naming both. Return None.
+    """
+
+
+@hookspec
+def gigapatch_tile_options() -> list[TileOption] | None:
+    """Declare a plugin's own flags of ``gigapatch tile`` (``--bands 3,2,1``, ``--format geotiff``).
+
+    Called once per process, the first time ``gigapatch tile`` parses its command line or shows
+    its ``--help`` (never by the other commands). Return a list of :class:`gigapatch.TileOption`:
+    a new flag that sets one config key, the value read as YAML exactly like ``--set KEY=VALUE``
+    (``TileOption(("--bands",), key="plugin.satellite.bands", domain="satellite")``), or new
+    values of a core flag that accepts them (``--format``, ``--geojson``), each a mapping of
+    config overrides. An option with a ``domain`` sets that domain's config only. Import nothing
+    heavy here: every ``gigapatch tile`` pays for it. A flag (or value) the core or another
+    plugin already has is refused with one line naming both. Return None to add no flag.
     """

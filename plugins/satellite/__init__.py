@@ -17,6 +17,9 @@ through the ``gigapatch`` entry-point group. It provides
   GeoJSON (native and RFC 7946), GeoParquet, GeoTIFF chips, STAC, duplicates across images
   (:mod:`.outputs`); :func:`patch_bounds`, :func:`patch_transforms`, :func:`to_geojson`...;
   :func:`read_chips` (raw bands of many patches into one array);
+* ``gigapatch tile`` flags (``gigapatch_tile_options``, :mod:`.options`): ``--bands``,
+  ``--sensor``, ``--nodata``, ``--crs``, ``--stac DIR``, ``--geojson native|wgs84``,
+  ``--extract --format geotiff``, each a ``plugin.satellite`` setting of satellite images;
 * ``gigapatch demo --domain satellite``: a synthetic 4-band GeoTIFF scene (:mod:`.synth`), tiled.
 """
 
@@ -52,6 +55,7 @@ from .opening import (  # noqa: F401
     gigapatch_readers,
     is_geotiff,
 )
+from .options import gigapatch_tile_options  # noqa: F401
 from .outputs import gigapatch_write_outputs  # noqa: F401
 from .reader import RasterioImage
 from .settings import SatelliteSettings

@@ -16,7 +16,8 @@ On request:
   ``<id>_footprints_wgs84.geojson`` (RFC 7946);
 * ``output.table: parquet``: ``<id>_patches.parquet``, the table (every candidate) as GeoParquet;
 * ``chips: geotiff``: ``<id>_chips/<x>_<y>.tif`` (:mod:`.chips`);
-* ``stac: true``: ``<id>_stac/catalog.json`` (:mod:`.stac`).
+* ``stac: true``: ``<id>_stac/catalog.json`` (:mod:`.stac`); ``stac_dir: DIR`` (``--stac
+  DIR``): ``DIR/<id>/catalog.json`` instead, a child of ``DIR/catalog.json``.
 """
 
 from __future__ import annotations
@@ -122,11 +123,17 @@ def gigapatch_write_outputs(patchset: PatchSet, context: ImageContext, out_dir: 
         chips = write_chips(image, ps.coords, context.geometry, out_dir / f"{ps.image_id}_chips",
                             workers=context.config.output.workers)
         paths["chips"] = out_dir / f"{ps.image_id}_chips"
-    if s.stac:
+    if s.stac or s.stac_dir is not None:
         from .stac import write_stac
 
-        paths["stac"] = write_stac(out_dir / f"{ps.image_id}_stac", image, ps, chips,
-                                   context.config.patch.edge)
+        where = out_dir / f"{ps.image_id}_stac" if s.stac_dir is None else \
+            Path(s.stac_dir) / ps.image_id
+        where.parent.mkdir(parents=True, exist_ok=True)
+        paths["stac"] = write_stac(where, image, ps, chips, context.config.patch.edge)
+        if s.stac_dir is not None:  # DIR/catalog.json: every image's catalog as a child
+            from .stac import write_root_catalog
+
+            paths["stac_root"] = write_root_catalog(Path(s.stac_dir))
     if context.config.output.overlay and context.rgb is not None:
         paths["satellite_overlay"] = _picture(out_dir, ps, context)
     record = out_dir / f"{ps.image_id}_raster.json"  # last: the other images' registry

@@ -4,6 +4,7 @@ errors), settable from the CLI with ``--set plugin.satellite.KEY=VALUE`` and lis
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -82,6 +83,10 @@ class SatelliteSettings(BaseModel):
         "none", description="geotiff: every kept patch as a tiled GeoTIFF with its transform, "
         "CRS and nodata, raw bands (<id>_chips/)")
     stac: bool = Field(False, description="a STAC catalog of the chips' Items (<id>_stac/)")
+    stac_dir: Path | None = Field(
+        None, description="write the STAC catalog into this folder instead, as "
+        "<stac_dir>/<id>/catalog.json, each a child of <stac_dir>/catalog.json (implies stac; "
+        "relative: to the working directory)")
     duplicates: bool = Field(
         True, description="flag patches that cover the same ground as a patch of an image "
         "already written to the same output folder")
@@ -97,6 +102,14 @@ class SatelliteSettings(BaseModel):
                 raise ValueError("bands are 1-based band numbers, e.g. 3,2,1") from None
         if isinstance(v, int):
             return [v]
+        return v
+
+    @field_validator("crs", mode="before")
+    @classmethod
+    def _epsg(cls, v: object) -> object:
+        """``4326`` (``--crs 4326`` read as YAML) -> ``"EPSG:4326"``."""
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"EPSG:{v}"
         return v
 
     @field_validator("footprints", mode="before")

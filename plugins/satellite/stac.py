@@ -122,9 +122,40 @@ def write_stac(out_dir: Path, image: RasterioImage, patchset: Any, chips: list[P
     return out_dir / "catalog.json"
 
 
+def write_root_catalog(root: Path) -> Path:
+    """``root/catalog.json``: a catalog whose children are the image catalogs in ``root``
+    (``root/<id>/catalog.json``, ``--stac DIR``), rewritten after each image under a lock, so
+    images tiled at once by several workers all end up in it."""
+    import json
+
+    import pystac
+
+    from gigapatch import write_text_atomic
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".catalog.lock", "a") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            pass
+        children = sorted(p.parent.name for p in root.glob("*/catalog.json")
+                          if not p.parent.name.startswith("."))
+        links = [{"rel": "root", "href": "./catalog.json", "type": "application/json"},
+                 *({"rel": "child", "href": f"./{c}/catalog.json", "type": "application/json",
+                    "title": c} for c in children)]
+        data = {"type": "Catalog", "id": "gigapatch-chips",
+                "stac_version": pystac.get_stac_version(),
+                "description": f"gigapatch chips of {len(children)} image(s), one child "
+                "catalog each", "links": links}
+        write_text_atomic(root / "catalog.json", json.dumps(data, indent=1))
+    return root / "catalog.json"
+
+
 def _signed_area(ring: np.ndarray) -> float:
     x, y = ring[:, 0], ring[:, 1]
     return float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]) / 2)
 
 
-__all__ = ["acquisition_time", "write_stac"]
+__all__ = ["acquisition_time", "write_root_catalog", "write_stac"]
