@@ -243,6 +243,9 @@ def run_cohort(
     emit = on_event or (lambda outcome: None)
     with _signals_as_interrupts():
         try:
+            # before the records are read: a record finished after this moment is another
+            # run's work on an image the plan saw undone (the pool may take a second to start)
+            started = time.time()
             to_run, skipped = plan(todo, recipe, out, options)
             seen = {t.image_id for t in to_run} | {r.image_id for r in skipped}
             result.not_started = [t.image_id for t in todo if t.image_id not in seen]
@@ -251,7 +254,7 @@ def run_cohort(
                 result.skipped.append(rec.image_id)
                 emit(Outcome(rec.image_id, "skipped", record=rec))
             if to_run:
-                _execute(to_run, recipe, out, options, result, final, emit, remote)
+                _execute(to_run, recipe, out, options, result, final, emit, remote, started)
         finally:
             if remote is not None and not to_run:
                 remote.stop(cancel=False)
@@ -265,13 +268,15 @@ def _execute(
     tasks: list[ImageTask], recipe: ConfigRecipe, out: Path, options: RunOptions,
     result: CohortRun, final: dict[str, ImageRecord], emit: Callable[[Outcome], None],
     backend: Backend | None = None,
+    started: float | None = None,
 ) -> None:
     """Submit one job per task to ``backend`` (default: a local one) and collect the outcomes;
-    a broken local pool is replaced."""
+    a broken local pool is replaced. ``started``: when the run began reading the records."""
+    started = time.time() if started is None else started
     backend = backend or open_backend(options, len(tasks))
     run_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
     remote = backend.kind == "dask"
-    jobs = deque(Job(t if not remote else _absolute(t), recipe, out, run_id, time.time(),
+    jobs = deque(Job(t if not remote else _absolute(t), recipe, out, run_id, started,
                      options.timeout, options.extract, os.getpid()) for t in tasks)
     died: dict[str, int] = {}
     in_flight: dict[Future[Outcome], Job] = {}

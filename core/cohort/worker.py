@@ -162,7 +162,7 @@ def _run_job(job: Job) -> Outcome:
     try:
         prev = read_record(out, task.image_id)
         if prev is not None and prev.run != job.run and _same_config(job, prev) and (
-            parse_iso(prev.finished) >= job.run_started
+            parse_iso(prev.finished) >= job.run_started - 0.001  # records keep milliseconds
         ):
             return Outcome(task.image_id, "elsewhere", record=prev, in_driver=in_driver)
         remove_record(out, task.image_id)  # from here on the image is not done

@@ -210,3 +210,35 @@ def test_bad_run_options_are_one_line(cli, cohort_src: Path, tmp_path: Path, bad
                      *bad.split()))
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert bad.split()[0] in res.stderr and not (tmp_path / "o").exists()
+
+
+def test_an_image_another_run_finishes_before_the_pool_starts_is_not_tiled_again(
+    cohort_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window of the concurrent-runs race: this run's plan finds no record, then another
+    run finishes the image while this run's workers start (a process pool takes about a
+    second). The image is that run's: this one records it as done elsewhere, not tiled twice."""
+    from gigapatch import load_config, tile_many
+    from gigapatch.cohort import runner
+
+    cfg = load_config("generic", overrides={"patch.size": 128, "score.sharpness": False,
+                                            "output.overlay": False})
+    image, out = cohort_src / "alpha.tiff", tmp_path / "out"
+    real_open = runner.open_backend
+
+    def open_late(*args, **kwargs):  # the other run, finishing inside the window
+        monkeypatch.setattr(runner, "open_backend", real_open)
+        other = tile_many([image], cfg, out)
+        assert other.tiled == ["alpha"]
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "open_backend", open_late)
+    stamp = None
+
+    def seen(rec) -> None:
+        nonlocal stamp
+        stamp = (out / "alpha.h5").stat().st_mtime_ns
+
+    this = tile_many([image], cfg, out, on_done=seen)
+    assert this.tiled == [] and [r.image_id for r in this.records] == ["alpha"]
+    assert stamp == (out / "alpha.h5").stat().st_mtime_ns  # nobody rewrote it
