@@ -346,7 +346,7 @@ def _csv_chunks(cols: dict[str, np.ndarray]) -> Iterator[str]:
     fast = len(arrays) > 1 and n > 0  # (csv quotes the empty field of a one-field row)
     for c in arrays:
         if c.dtype.kind == "U":
-            # (a set, not np.unique, whose plain form imports numpy.ma: ~9 ms of a run)
+            # (its distinct values: a column of labels or region names holds few)
             if any(ch in v for v in set(c.tolist()) for ch in ',"\r\n'):
                 fast = False  # csv quotes it
         elif not (c.dtype.kind in "biuf" and c.dtype.itemsize in (1, 2, 4, 8)):
