@@ -431,6 +431,25 @@ class RasterioImage(Image):
         inside[sl] = True
         return raw, valid, inside
 
+    def read_valid(self, level: int, window: tuple[int, int, int, int]) -> np.ndarray:
+        """(h, w) bool valid pixels (see :meth:`read_bands`) of ``window`` = (col, row, w, h) in
+        ``level``'s own pixels, which must lie inside the level: the same pixels as
+        :meth:`read_bands`' ``valid`` over that window, in one read."""
+        from rasterio.windows import Window
+
+        col, row, w, h = (int(v) for v in window)
+        rgb = list(self._roles.rgb)
+        try:
+            with self.borrow(level) as src:
+                win = Window(col, row, w, h)
+                data = src.read(rgb, window=win)
+                mask = src.dataset_mask(window=win) > 0 if self._nodata_mask else None
+        except ImageError:
+            raise
+        except Exception as e:  # any GDAL failure here is a broken file
+            raise ImageError(self.path, f"rasterio read failed ({first_line(e)})") from e
+        return self._valid(data, mask)
+
     def to_rgb8(self, raw3: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """(3, h, w) shown bands -> (h, w, 3) uint8; no-data black, valid never all zero."""
         return to_rgb8(raw3, valid, self._stretch, self._lut)
