@@ -127,10 +127,10 @@ def measured_nodata(image: RasterioImage, coords: np.ndarray, size_level0: int,
             valid = image.read_valid(level, (bx0, by0, bx1 - bx0, by1 - by0))
             integral = np.zeros((by1 - by0 + 1, bx1 - bx0 + 1), np.int64)
             np.cumsum(np.cumsum(valid, axis=0, dtype=np.int64), axis=1, out=integral[1:, 1:])
-            a, b = ry0[g] - by0, ry1[g] - by0
-            l, r = rx0[g] - bx0, rx1[g] - bx0
-            got.append((idx[g], integral[b, r] - integral[a, r] - integral[b, l]
-                        + integral[a, l]))
+            top, bottom = ry0[g] - by0, ry1[g] - by0
+            left, right = rx0[g] - bx0, rx1[g] - bx0
+            got.append((idx[g], integral[bottom, right] - integral[top, right]
+                        - integral[bottom, left] + integral[top, left]))
         return got
 
     count = np.zeros(len(c), np.int64)
