@@ -89,27 +89,51 @@ def bounded_map(fn: Callable[[T], R], items: list[T], workers: int, window: int 
                 f.cancel()
 
 
-def for_each_chip(image: RasterioImage, coords: np.ndarray, level: int, read_size: int,
-                  size: int, fn: Callable[[int, np.ndarray, np.ndarray], None],
-                  indexes: tuple[int, ...] | None = None, workers: int = 2) -> None:
-    """Call ``fn(index into coords, raw, valid)`` for every chip (see :func:`read_chip`), in
-    the reading threads.
-
-    The chips are grouped by the row of stored tiles their top-left lies in, tile by tile within
-    a group (so a few decoded tiles are all GDAL needs to keep), and each group is read by one thread on one dataset handle: GDAL caches decoded
-    tiles per handle, so a tile shared by neighbouring chips is decoded once (chips dealt one by
-    one to two threads would decode it twice). At most ``workers + 1`` groups are in flight and
-    ``fn`` holds no chip: memory stays flat in the number of chips."""
+def tile_groups(image: RasterioImage, coords: np.ndarray, level: int,
+                most: int | None = None) -> list[list[int]]:
+    """Indexes into ``coords`` (N, 2) level-0 top-left x, y grouped by the row of stored tiles
+    (of ``level``) their top-left lies in, tile by tile within a group (a tile's patches one
+    after the other); with ``most``, a group is cut between tile columns once it holds at least
+    ``most`` patches (the memory of a group's patches held at once stays bounded)."""
     c = np.asarray(coords, np.int64).reshape(-1, 2)
     if len(c) == 0:
-        return
+        return []
     tile_h, tile_w = image.block_shape(level)
     ds = image.level_downsamples[level]
     band = np.floor(c[:, 1] / ds).astype(np.int64) // max(1, tile_h)
     column = np.floor(c[:, 0] / ds).astype(np.int64) // max(1, tile_w)
     order = np.lexsort((c[:, 0], c[:, 1], column, band))  # a tile's chips one after the other
     cuts = np.flatnonzero(np.diff(band[order])) + 1
-    groups = [g.tolist() for g in np.split(order, cuts)]
+    groups = np.split(order, cuts)
+    if most is None:
+        return [g.tolist() for g in groups]
+    out: list[list[int]] = []
+    for g in groups:
+        col = column[g]
+        start = 0
+        for k in (np.flatnonzero(np.diff(col)) + 1).tolist():  # tile column changes
+            if k - start >= most:
+                out.append(g[start:k].tolist())
+                start = k
+        out.append(g[start:].tolist())
+    return out
+
+
+def for_each_chip(image: RasterioImage, coords: np.ndarray, level: int, read_size: int,
+                  size: int, fn: Callable[[int, np.ndarray, np.ndarray], None],
+                  indexes: tuple[int, ...] | None = None, workers: int = 2) -> None:
+    """Call ``fn(index into coords, raw, valid)`` for every chip (see :func:`read_chip`), in
+    the reading threads.
+
+    The chips are grouped by the row of stored tiles their top-left lies in, tile by tile
+    within a group (:func:`tile_groups`: a few decoded tiles are all GDAL needs to keep), and
+    each group is read by one thread, which gets the same dataset handle back for each read
+    (:class:`.handles.Handles`): GDAL caches decoded tiles per handle, so a tile shared by
+    neighbouring chips is decoded once (chips dealt one by one to two threads would decode it
+    twice). At most ``workers + 1`` groups are in flight and ``fn`` holds no chip: memory
+    stays flat in the number of chips."""
+    c = np.asarray(coords, np.int64).reshape(-1, 2)
+    groups = tile_groups(image, c, level)
 
     def one(group: list[int]) -> None:
         for i in group:
@@ -124,15 +148,25 @@ def for_each_chip(image: RasterioImage, coords: np.ndarray, level: int, read_siz
 def read_chips(image: RasterioImage, coords: np.ndarray, size: int, level: int = 0,
                indexes: tuple[int, ...] | None = None, workers: int = 2) -> np.ndarray:
     """Every chip as one (N, C, size, size) array at the file's dtype, in the order of
-    ``coords`` (N, 2) level-0 top-left x, y; read at ``level`` without resizing."""
+    ``coords`` (N, 2) level-0 top-left x, y; read at ``level`` without resizing. A chip wholly
+    inside the raster is read straight into its place in the array (no copy)."""
     c = np.asarray(coords, np.int64).reshape(-1, 2)
     n_bands = len(indexes) if indexes else image.count
     out = np.empty((len(c), n_bands, size, size), image.dtype)
+    groups = tile_groups(image, c, level)
+    fill = image.nodata
 
-    def store(i: int, raw: np.ndarray, _: np.ndarray) -> None:
-        out[i] = raw
+    def one(group: list[int]) -> None:
+        for i in group:
+            raw, valid, _ = image.read_bands((int(c[i, 0]), int(c[i, 1])), level, (size, size),
+                                             indexes, out=out[i])
+            if raw is not out[i]:
+                out[i] = raw
+            if fill is not None and not valid.all():
+                out[i][:, ~valid] = out.dtype.type(fill)
 
-    for_each_chip(image, c, level, size, size, store, indexes, workers)
+    for _ in bounded_map(one, groups, workers, window=workers + 1):
+        pass
     return out
 
 
@@ -228,4 +262,4 @@ def write_chips(image: RasterioImage, coords: np.ndarray, geometry: Any, out_dir
     return paths
 
 
-__all__ = ["bounded_map", "for_each_chip", "read_chip", "read_chips", "write_chip", "write_chips"]
+__all__ = ["bounded_map", "for_each_chip", "tile_groups", "read_chip", "read_chips", "write_chip", "write_chips"]

@@ -35,8 +35,23 @@ def normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     NaN. The rounding absorbs the float32 error of the view's reflectances (~1e-7), so that a
     ratio that is exactly a threshold (60 and 40 give 0.2) stays exactly it, as on the raw
     values; two 8-bit ratios are never closer than ~4e-6."""
-    af = np.asarray(a, np.float64)
-    bf = np.asarray(b, np.float64)
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim < 1:
+        af, bf = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64))
+        return _normalized_difference(af, bf)
+    out = np.empty(a.shape, np.float64)
+    step = max(1, ROWS_VALUES // max(1, a[0].size))
+    for y in range(0, a.shape[0], step):  # row blocks: float64 temporaries stay small
+        out[y : y + step] = _normalized_difference(np.asarray(a[y : y + step], np.float64),
+                                                   np.asarray(b[y : y + step], np.float64))
+    return out
+
+
+#: values of the row blocks the per-pixel indices are computed in (bounds their temporaries)
+ROWS_VALUES = 1 << 18
+
+
+def _normalized_difference(af: np.ndarray, bf: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.round((af - bf) / (af + bf), 6)
     out[~np.isfinite(out)] = np.nan
@@ -61,6 +76,9 @@ def mndwi(green: np.ndarray, swir1: np.ndarray) -> np.ndarray:
 def above(index: np.ndarray, threshold: float) -> np.ndarray:
     """Bool ``index > threshold`` (False where the index is NaN)."""
     i = np.asarray(index)
+    if i.dtype.kind == "f" and np.isfinite(threshold):  # NaN compares False: no copy needed
+        with np.errstate(invalid="ignore"):
+            return np.greater(i, threshold)
     return np.nan_to_num(i, nan=-np.inf) > threshold
 
 
@@ -112,6 +130,16 @@ def cloud_mask(
     cloud.
     """
     r, g, b = (np.asarray(x, np.float32) for x in (red, green, blue))
+    if hot != "scene" and r.ndim >= 1 and r.shape == g.shape == b.shape and r.size > ROWS_VALUES:
+        # per pixel: row blocks keep the float temporaries small
+        out_all = np.empty(r.shape, bool)
+        step = max(1, ROWS_VALUES // max(1, r[0].size))
+        for y in range(0, r.shape[0], step):
+            sl = slice(y, y + step)
+            out_all[sl] = cloud_mask(r[sl], g[sl], b[sl], min_brightness=min_brightness,
+                                     max_whiteness=max_whiteness, hot=hot, min_hot=min_hot,
+                                     min_scene_hot=min_scene_hot)
+        return out_all
     mean = (r + g + b) / 3
     with np.errstate(divide="ignore", invalid="ignore"):
         white = (np.abs(r - mean) + np.abs(g - mean) + np.abs(b - mean)) / mean

@@ -49,6 +49,10 @@ STATS_SIDE = 1024
 VALID_FRACTION = 0.5
 
 
+#: patches of a group the core's reader hands one thread (:meth:`RasterioImage.patch_groups`)
+PATCH_GROUP = 32
+
+
 #: GDAL's block cache (MB) while no GDAL_CACHEMAX is set: GDAL's own default, 5 % of the RAM,
 #: lets a 40,000 px COG's decoded tiles grow a process by a gigabyte; reads go tile by tile, so
 #: 16 MB (eight 512 px 4-band uint16 tiles) reads chips as fast as 64 MB did (10k COG, 1031
@@ -347,6 +351,16 @@ class RasterioImage(Image):
 
     tile_shape = block_shape  # the core reads patches tile row by tile row with it
 
+    def patch_groups(self, coords: np.ndarray, geometry: Any) -> list[list[int]]:
+        """How the core's ``read_patches`` deals patches to its threads: by row of stored
+        tiles, tile by tile, at most about :data:`PATCH_GROUP` patches a group (cut between tile
+        columns), each group read by one thread on its own dataset handle, whose GDAL block
+        cache then serves a tile shared by neighbouring patches (dealt one by one, two threads
+        decoded it twice)."""
+        from .chips import tile_groups
+
+        return tile_groups(self, coords, geometry.level, most=PATCH_GROUP)
+
     @property
     def channels(self) -> int:
         """Samples per pixel of :meth:`read_region_raw`: the red, green and blue bands."""
@@ -377,7 +391,7 @@ class RasterioImage(Image):
     # ------------------------------------------------------------------ pixels
     def read_bands(
         self, location: tuple[int, int], level: int, size: tuple[int, int],
-        indexes: tuple[int, ...] | list[int] | None = None,
+        indexes: tuple[int, ...] | list[int] | None = None, out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw band values of a window that may overhang the raster.
 
@@ -385,6 +399,8 @@ class RasterioImage(Image):
         ----------
         location : (x, y) top-left in level-0 px; level : pyramid level; size : (w, h) at it.
         indexes : 1-based bands (default: every band).
+        out : a C-contiguous (C, h, w) array of the file's dtype that a window wholly inside the
+            raster is read into (and returned as ``raw``); others get a new array.
 
         Returns
         -------
@@ -403,8 +419,13 @@ class RasterioImage(Image):
         c0, r0, c1, r1 = max(0, col), max(0, row), min(lw, col + w), min(lh, row + h)
         whole = (c0, r0, c1, r1) == (col, row, col + w, row + h)
         fill = self._nodata_value if self._nodata_value is not None else 0
-        raw = np.empty((len(idx), h, w), self._dtype) if whole else np.full(
-            (len(idx), h, w), fill, self._dtype)
+        if whole and out is not None and out.shape == (len(idx), h, w) and \
+                out.dtype == self._dtype and out.flags.c_contiguous:
+            raw = out
+        elif whole:
+            raw = np.empty((len(idx), h, w), self._dtype)
+        else:
+            raw = np.full((len(idx), h, w), fill, self._dtype)
         valid = np.zeros((h, w), bool)
         inside = np.zeros((h, w), bool)
         if c1 <= c0 or r1 <= r0:
@@ -430,6 +451,25 @@ class RasterioImage(Image):
         valid[sl] = self._valid(check, mask)
         inside[sl] = True
         return raw, valid, inside
+
+    def read_valid(self, level: int, window: tuple[int, int, int, int]) -> np.ndarray:
+        """(h, w) bool valid pixels (see :meth:`read_bands`) of ``window`` = (col, row, w, h) in
+        ``level``'s own pixels, which must lie inside the level: the same pixels as
+        :meth:`read_bands`' ``valid`` over that window, in one read."""
+        from rasterio.windows import Window
+
+        col, row, w, h = (int(v) for v in window)
+        rgb = list(self._roles.rgb)
+        try:
+            with self.borrow(level) as src:
+                win = Window(col, row, w, h)
+                data = src.read(rgb, window=win)
+                mask = src.dataset_mask(window=win) > 0 if self._nodata_mask else None
+        except ImageError:
+            raise
+        except Exception as e:  # any GDAL failure here is a broken file
+            raise ImageError(self.path, f"rasterio read failed ({first_line(e)})") from e
+        return self._valid(data, mask)
 
     def to_rgb8(self, raw3: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """(3, h, w) shown bands -> (h, w, 3) uint8; no-data black, valid never all zero."""

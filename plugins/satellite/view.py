@@ -51,7 +51,7 @@ def lowres_view(image: RasterioImage, downsample: float) -> tuple[np.ndarray, di
     level = image.get_best_level_for_downsample(downsample)
     lds = image.level_downsamples[level]
     lw, lh = image.level_dimensions[level]
-    sums = np.zeros((out_h, out_w, len(uniq)), np.float32)
+    sums = np.zeros((len(uniq), out_h, out_w), np.float32)  # planar: a band's plane is contiguous
     frac = np.zeros((out_h, out_w), np.float32)
     rows_per_band = max(1, int(BAND_VALUES / max(1, lw * (downsample / lds))))
     for oy in range(0, out_h, rows_per_band):
@@ -70,21 +70,26 @@ def lowres_view(image: RasterioImage, downsample: float) -> tuple[np.ndarray, di
             plane *= vf
         del raw, valid
         small = _area_resize(stack, out_w, oh)
-        sums[oy : oy + oh] = small[..., :-1]
+        sums[:, oy : oy + oh] = small[..., :-1].transpose(2, 0, 1)
         frac[oy : oy + oh] = small[..., -1]
     nodata = frac <= 0
     # raw band values averaged over the valid pixels (0 where none is: drawn black, NaN below)
     mean = sums
-    mean /= np.maximum(frac, 1e-12)[..., None]
+    mean /= np.maximum(frac, 1e-12)[None]
+    rgb_raw = mean[:3] if pos[:3] == [0, 1, 2] else mean[[pos[0], pos[1], pos[2]]]
+    rgb = image.to_rgb8(rgb_raw, ~nodata)
+    del rgb_raw
     scale, offset = image.reflectance
     extras: dict[str, np.ndarray] = {"valid": np.clip(frac, 0, 1), "nodata": nodata}
     for name, p in zip(names, pos):
-        refl = mean[..., p] * np.float32(scale) + np.float32(offset)
+        if pos.count(p) == 1:  # the band's plane becomes its reflectance, in place
+            refl = mean[p]
+            refl *= np.float32(scale)
+            refl += np.float32(offset)
+        else:  # a band with two roles (a grey raster): a copy each
+            refl = mean[p] * np.float32(scale) + np.float32(offset)
         refl[nodata] = np.nan
         extras[name] = refl
-    planes = mean.transpose(2, 0, 1)  # a view
-    rgb_raw = planes[:3] if pos[:3] == [0, 1, 2] else planes[[pos[0], pos[1], pos[2]]]
-    rgb = image.to_rgb8(rgb_raw, ~nodata)
     return rgb, extras
 
 

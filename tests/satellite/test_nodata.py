@@ -162,3 +162,37 @@ def test_padded_chips_hold_nodata_past_the_edge(sat: Path, tmp_path: Path) -> No
             np.testing.assert_array_equal(data, src.read(window=win, boundless=True,
                                                          fill_value=fill))
             assert (data[:, h - y :, :] == fill).all() and (data[:, :, w - x :] == fill).all()
+
+
+@pytest.mark.parametrize("striped", [False, True])
+def test_chunked_edge_measure_is_the_per_patch_read(sat: Path, tmp_path: Path,
+                                                    striped: bool) -> None:
+    """measured_nodata reads chunks of whole blocks once; its values are those of reading each
+    patch's window alone (tiled COG overviews, and a striped file), patches past the edge and
+    wholly outside included."""
+    from gigapatch_satellite.footprint import measure_level, measured_nodata
+
+    path = sat / LC08
+    if striped:
+        with rasterio.open(path) as ds:
+            profile = {**ds.profile, "tiled": False, "blockysize": 3}
+            profile.pop("blockxsize", None)
+            data = ds.read()
+        path = tmp_path / "striped.tif"
+        with rasterio.open(path, "w", **profile) as out:
+            out.write(data)
+            out.build_overviews([2, 4])
+    rng = np.random.default_rng(3)
+    coords = np.column_stack([rng.integers(-300, 2300, 300), rng.integers(-300, 2100, 300)])
+    with RasterioImage(path) as img:
+        for size0, side in ((256, 64), (256, 16), (512, 64), (200, 16)):
+            level = measure_level(img, size0, side)
+            d = img.level_downsamples[level]
+            n = max(1, int(round(size0 / d)))
+            want = []
+            for x, y in coords.tolist():
+                _, valid, inside = img.read_bands((x, y), level, (n, n), img.roles.rgb)
+                want.append(1.0 - float(valid.sum()) / max(1, int(inside.sum())))
+            for workers in (1, 2):
+                got = measured_nodata(img, coords, size0, workers, side)
+                np.testing.assert_array_equal(got, np.array(want, np.float32))

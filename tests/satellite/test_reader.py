@@ -325,6 +325,61 @@ def test_reads_from_threads_run_on_their_own_handles(sat: Path) -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_thread_gets_the_handle_it_had_back(sat: Path) -> None:
+    """GDAL caches decoded tiles per handle: a thread reading on must find its own handle again,
+    not the one another thread left (a FIFO of handles alternated them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with RasterioImage(sat / LC08) as img:
+        barrier = threading.Barrier(2)
+
+        def run(_: int) -> list[int]:
+            with img.borrow(0) as ds:  # both at once: two handles, one each
+                barrier.wait(timeout=30)
+                got = [id(ds)]
+            for _k in range(5):
+                with img.borrow(0) as ds:
+                    got.append(id(ds))
+                barrier.wait(timeout=30)  # both threads return their handle between reads
+            return got
+
+        with ThreadPoolExecutor(2) as pool:
+            a, b = pool.map(run, range(2))
+        assert len(set(a)) == 1 and len(set(b)) == 1 and a[0] != b[0]
+
+
+def test_grouped_reads_are_the_one_by_one_reads(sat: Path) -> None:
+    """read_chips and the core's read_patches (through RasterioImage.patch_groups) give every
+    patch exactly as read alone, at 1 and 2 workers, patches past the edge included; the groups
+    hold every index once, cut between tile columns."""
+    from gigapatch import patches_to_array, resolve_geometry
+    from gigapatch_satellite import read_chips
+    from gigapatch_satellite.chips import tile_groups
+
+    coords = np.array([(x, y) for y in range(-100, 1900, 200) for x in range(-60, 2100, 230)],
+                      np.int64)
+    with RasterioImage(sat / LC08) as img:
+        geom = resolve_geometry(img, load_config("satellite").patch)
+        groups = tile_groups(img, coords, 0, most=8)
+        assert sorted(i for g in groups for i in g) == list(range(len(coords)))
+        th, tw = img.block_shape(0)
+        col = coords[:, 0] // tw
+        for g, h in zip(groups, groups[1:]):
+            if coords[g[-1], 1] // th == coords[h[0], 1] // th:  # a cut inside a tile row
+                assert col[g[-1]] != col[h[0]] and len(g) >= 8
+        alone = []
+        for x, y in coords.tolist():
+            raw, valid, _ = img.read_bands((x, y), 0, (256, 256))
+            raw[:, ~valid] = 0
+            alone.append(raw)
+        rgb_alone = np.stack([img.read_region((x, y), 0, (256, 256)) for x, y in coords.tolist()])
+        for workers in (1, 2):
+            np.testing.assert_array_equal(read_chips(img, coords, 256, workers=workers),
+                                          np.stack(alone))
+            np.testing.assert_array_equal(patches_to_array(img, coords, geom, workers=workers),
+                                          rgb_alone)
+
+
 # ----------------------------------------------------------------------------- info
 
 
