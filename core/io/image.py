@@ -202,6 +202,14 @@ class Image(ABC):
         downsample = max(w0 / max_size[0], h0 / max_size[1], 1.0)
         return self.read_level_downsampled(downsample)
 
+    def patch_groups(self, coords: np.ndarray, geometry: Any) -> list[list[int]] | None:
+        """How :func:`~gigapatch.io.patches.read_patches` should deal the patches ``coords``
+        ((N, 2) level-0 x, y; ``geometry`` a :class:`~gigapatch.PatchGeometry`) to its threads:
+        a list of groups of indexes into ``coords``, each group read by one thread in its order
+        (e.g. a reader that caches decoded tiles per file handle keeps neighbours together).
+        None (the default): the core orders and deals the patches itself, tile row by row."""
+        return None
+
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
         """Release file handles. Safe to call twice."""

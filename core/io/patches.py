@@ -119,16 +119,15 @@ def read_patches(
 
     Patches come in tile-raster order (not the order of ``coords``) from a thread pool with a
     bounded window in flight. For a tiled image the tile cache is grown (see
-    :func:`reserve_cache`) so that each tile is decoded once. An image with a
-    ``patch_groups(coords, geometry)`` method (a list of lists of indexes into ``coords``, or
-    None) has each group read by one thread, in the group's order, at most ``workers + 1``
-    groups in flight: an image whose decoded tiles are cached per reading handle (rasterio)
-    then decodes a tile shared by neighbouring patches once.
+    :func:`reserve_cache`) so that each tile is decoded once. When the image's
+    :meth:`~gigapatch.Image.patch_groups` returns groups, each group is read by one thread, in
+    the group's order, at most ``workers + 1`` groups in flight: an image whose decoded tiles
+    are cached per reading handle (rasterio) then decodes a tile shared by neighbours once.
     """
     c = as_coords(coords)
     if len(c) == 0:
         return
-    groups = image.patch_groups(c, geometry) if hasattr(image, "patch_groups") else None
+    groups = image.patch_groups(c, geometry)
     if groups is not None:  # the image's own grouping: each group read by one thread, in order
 
         def many(group: list[int]) -> list[tuple[int, np.ndarray]]:
