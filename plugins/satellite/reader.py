@@ -432,18 +432,7 @@ class RasterioImage(Image):
             return raw, valid, inside
         win = Window(c0, r0, c1 - c0, r1 - r0)
         sl = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
-        try:
-            with self.borrow(level) as src:
-                if whole:
-                    src.read(idx, window=win, out=raw)
-                    data = raw
-                else:
-                    data = src.read(idx, window=win)
-                mask = src.dataset_mask(window=win) > 0 if self._nodata_mask else None
-        except ImageError:
-            raise
-        except Exception as e:  # any GDAL failure here is a broken file
-            raise ImageError(self.path, f"rasterio read failed ({first_line(e)})") from e
+        data, mask = self._read_window(level, idx, win, out=raw if whole else None)
         if not whole:
             raw[(slice(None), *sl)] = data
         rgb_pos = [idx.index(b) for b in self._roles.rgb if b in idx]
@@ -459,17 +448,23 @@ class RasterioImage(Image):
         from rasterio.windows import Window
 
         col, row, w, h = (int(v) for v in window)
-        rgb = list(self._roles.rgb)
+        data, mask = self._read_window(level, list(self._roles.rgb), Window(col, row, w, h))
+        return self._valid(data, mask)
+
+    def _read_window(self, level: int, bands: list[int], window: Any,
+                     out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``bands`` (1-based) of the rasterio ``window`` of ``level``, into ``out`` when given,
+        and the file's valid-data mask there when no-data comes from a mask (else None); any
+        GDAL failure is one :class:`ImageError` naming the file."""
         try:
             with self.borrow(level) as src:
-                win = Window(col, row, w, h)
-                data = src.read(rgb, window=win)
-                mask = src.dataset_mask(window=win) > 0 if self._nodata_mask else None
+                data = src.read(bands, window=window, out=out)
+                mask = src.dataset_mask(window=window) > 0 if self._nodata_mask else None
         except ImageError:
             raise
         except Exception as e:  # any GDAL failure here is a broken file
             raise ImageError(self.path, f"rasterio read failed ({first_line(e)})") from e
-        return self._valid(data, mask)
+        return data, mask
 
     def to_rgb8(self, raw3: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """(3, h, w) shown bands -> (h, w, 3) uint8; no-data black, valid never all zero."""
