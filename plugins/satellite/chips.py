@@ -52,15 +52,20 @@ def _resize(raw: np.ndarray, valid: np.ndarray, size: int) -> tuple[np.ndarray, 
 
 
 def read_chip(image: RasterioImage, xy: tuple[int, int], level: int, read_size: int, size: int,
-              indexes: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+              indexes: tuple[int, ...] | None = None, out: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """One chip at level-0 top-left ``xy``: ``read_size`` px of ``level``, resized to ``size``.
+    ``out``: a (C, size, size) array that a chip read without resizing and wholly inside the
+    raster is read into (see :meth:`RasterioImage.read_bands`).
 
     Returns
     -------
-    raw : (C, size, size) band values at the file's dtype (no-data value where not valid).
+    raw : (C, size, size) band values at the file's dtype (no-data value where not valid):
+        ``out`` itself when the chip was read into it.
     valid : (size, size) bool.
     """
-    raw, valid, _ = image.read_bands(xy, level, (read_size, read_size), indexes)
+    raw, valid, _ = image.read_bands(xy, level, (read_size, read_size), indexes,
+                                     out=out if read_size == size else None)
     if read_size != size:
         raw, valid = _resize(raw, valid, size)
     if image.nodata is not None and not valid.all():  # (a whole valid chip: nothing to fill)
@@ -121,9 +126,11 @@ def tile_groups(image: RasterioImage, coords: np.ndarray, level: int,
 
 def for_each_chip(image: RasterioImage, coords: np.ndarray, level: int, read_size: int,
                   size: int, fn: Callable[[int, np.ndarray, np.ndarray], None],
-                  indexes: tuple[int, ...] | None = None, workers: int = 2) -> None:
+                  indexes: tuple[int, ...] | None = None, workers: int = 2,
+                  out: np.ndarray | None = None) -> None:
     """Call ``fn(index into coords, raw, valid)`` for every chip (see :func:`read_chip`), in
-    the reading threads.
+    the reading threads; with ``out`` (N, C, size, size), chip ``i`` is read into ``out[i]``
+    where it can be (``raw`` is then that view).
 
     The chips are grouped by the row of stored tiles their top-left lies in, tile by tile
     within a group (:func:`tile_groups`: a few decoded tiles are all GDAL needs to keep), and
@@ -138,7 +145,7 @@ def for_each_chip(image: RasterioImage, coords: np.ndarray, level: int, read_siz
     def one(group: list[int]) -> None:
         for i in group:
             raw, valid = read_chip(image, (int(c[i, 0]), int(c[i, 1])), level, read_size, size,
-                                   indexes)
+                                   indexes, None if out is None else out[i])
             fn(i, raw, valid)
 
     for _ in bounded_map(one, groups, workers, window=workers + 1):
@@ -153,20 +160,12 @@ def read_chips(image: RasterioImage, coords: np.ndarray, size: int, level: int =
     c = np.asarray(coords, np.int64).reshape(-1, 2)
     n_bands = len(indexes) if indexes else image.count
     out = np.empty((len(c), n_bands, size, size), image.dtype)
-    groups = tile_groups(image, c, level)
-    fill = image.nodata
 
-    def one(group: list[int]) -> None:
-        for i in group:
-            raw, valid, _ = image.read_bands((int(c[i, 0]), int(c[i, 1])), level, (size, size),
-                                             indexes, out=out[i])
-            if raw is not out[i]:
-                out[i] = raw
-            if fill is not None and not valid.all():
-                out[i][:, ~valid] = out.dtype.type(fill)
+    def store(i: int, raw: np.ndarray, _: np.ndarray) -> None:
+        if raw.base is not out:  # (not read in place: overhanging the raster)
+            out[i] = raw
 
-    for _ in bounded_map(one, groups, workers, window=workers + 1):
-        pass
+    for_each_chip(image, c, level, size, size, store, indexes, workers, out=out)
     return out
 
 
