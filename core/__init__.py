@@ -48,6 +48,7 @@ _LAZY: dict[str, str] = {
     "read_patches": "gigapatch.io.patches",
     "patches_to_array": "gigapatch.io.patches",
     "atomic_path": "gigapatch.io.atomic",
+    "file_lock": "gigapatch.io.atomic",
     "write_text_atomic": "gigapatch.io.atomic",
     # tiling
     "otsu_saturation_mask": "gigapatch.tiling.mask",
@@ -109,7 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
         OutputError,
         ResolutionError,
     )
-    from gigapatch.io.atomic import atomic_path, write_text_atomic  # noqa: F401
+    from gigapatch.io.atomic import atomic_path, file_lock, write_text_atomic  # noqa: F401
     from gigapatch.io.geometry import PatchGeometry, resolve_geometry  # noqa: F401
     from gigapatch.io.image import ArrayImage, Image, pad_region  # noqa: F401
     from gigapatch.io.native_tiff import NativeTiffImage  # noqa: F401

@@ -14,13 +14,13 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gigapatch.io.atomic import atomic_path, write_text_atomic
+from gigapatch.io.atomic import atomic_path, file_lock, write_text_atomic
 
 SCHEMA = 1
 #: hidden folder of the run's bookkeeping inside ``<out>``
@@ -240,23 +240,10 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
         pq.write_table(table.select(list(SUMMARY_COLUMNS)), tmp)
 
 
-@contextmanager
-def _summary_lock(out_dir: Path) -> Iterator[None]:
+def _summary_lock(out_dir: Path) -> AbstractContextManager[None]:
     """An exclusive advisory lock on ``<out>/.gigapatch/summary.lock`` (released with the
     process), so that the last run to rebuild the summary reads every record written before."""
-    path = Path(out_dir) / STATE_DIR / "summary.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: rebuilds are still atomic, only not serialised
-        yield
-        return
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(Path(out_dir) / STATE_DIR / "summary.lock")
 
 
 #: the summary lock, for every writer of the run's own files (the summary, the report)

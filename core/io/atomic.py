@@ -83,4 +83,25 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_failure", "write_text_atomic"]
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file ``path`` (created, with its folder, when
+    missing; released on exit or with the process) while the block runs: writers of one shared
+    file in several processes take turns. Where there is no ``fcntl`` (not POSIX) the block
+    runs unlocked; atomic writes still leave no half-written file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(p, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+__all__ = ["atomic_path", "file_lock", "write_bytes_atomic", "write_failure", "write_text_atomic"]

@@ -130,16 +130,9 @@ def write_root_catalog(root: Path) -> Path:
 
     import pystac
 
-    from gigapatch import write_text_atomic
+    from gigapatch import file_lock, write_text_atomic
 
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".catalog.lock", "a") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - not POSIX: no lock
-            pass
+    with file_lock(root / ".catalog.lock"):
         children = sorted(p.parent.name for p in root.glob("*/catalog.json")
                           if not p.parent.name.startswith("."))
         links = [{"rel": "root", "href": "./catalog.json", "type": "application/json"},
