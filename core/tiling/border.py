@@ -17,6 +17,7 @@ is then taken by patches shifted off it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -52,42 +53,182 @@ def lattice_positions(length: int, size: int, steps: int) -> np.ndarray:
     return p[p + size <= length]
 
 
-def _paint(shape: tuple[int, int], coords: np.ndarray, size: int, ds: float) -> np.ndarray:
-    """(h, w) bool: the mask pixels whose centre lies in one of the patches at ``coords``."""
-    h, w = shape
+def _pixel_span(lo: np.ndarray, hi: np.ndarray, ds: float, origin: int, n: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The mask pixels whose centre lies in ``[lo, hi)`` (level-0 px), as ``[start, stop)``
+    indices into a window of ``n`` pixels starting at mask pixel ``origin``."""
+    start = np.ceil(np.asarray(lo, np.float64) / ds - 0.5).astype(np.int64) - origin
+    stop = np.ceil(np.asarray(hi, np.float64) / ds - 0.5).astype(np.int64) - origin
+    return np.clip(start, 0, n), np.clip(stop, 0, n)
+
+
+def _paint(covered: np.ndarray, coords: np.ndarray, size: int, ds: float,
+           origin: tuple[int, int] = (0, 0)) -> None:
+    """Set in ``covered`` (a (h, w) bool window of the mask whose top-left is mask pixel
+    ``origin`` = (row, col)) the pixels whose centre lies in one of the patches at ``coords``;
+    the boxes are counted on the part of the window they span only."""
+    h, w = covered.shape
     c = np.asarray(coords, np.float64).reshape(-1, 2)
     if len(c) == 0:
-        return np.zeros(shape, bool)
-    c0 = np.clip(np.ceil(c[:, 0] / ds - 0.5), 0, w).astype(np.int64)
-    c1 = np.clip(np.ceil((c[:, 0] + size) / ds - 0.5), 0, w).astype(np.int64)
-    r0 = np.clip(np.ceil(c[:, 1] / ds - 0.5), 0, h).astype(np.int64)
-    r1 = np.clip(np.ceil((c[:, 1] + size) / ds - 0.5), 0, h).astype(np.int64)
-    counts = box_counts((h + 1, w + 1), r0, r1, c0, c1)[:h, :w]
-    return counts > 0
+        return
+    c0, c1 = _pixel_span(c[:, 0], c[:, 0] + size, ds, origin[1], w)
+    r0, r1 = _pixel_span(c[:, 1], c[:, 1] + size, ds, origin[0], h)
+    y, x = int(r0.min()), int(c0.min())
+    hh, ww = int(r1.max()) - y, int(c1.max()) - x
+    if hh <= 0 or ww <= 0:
+        return
+    counts = box_counts((hh + 1, ww + 1), r0 - y, r1 - y, c0 - x, c1 - x)[:hh, :ww]
+    covered[y : y + hh, x : x + ww] |= counts > 0
+
+
+def _progression(v: np.ndarray) -> int | None:
+    """The step of ``v`` when it is an arithmetic progression with a positive step, else None."""
+    if len(v) < 2:
+        return 1 if len(v) == 1 else None
+    step = int(v[1] - v[0])
+    return step if step > 0 and np.array_equal(v, v[0] + step * np.arange(len(v))) else None
 
 
 def _lattice_shares(table: np.ndarray, xs: np.ndarray, ys: np.ndarray, size: int,
-                    ds: float) -> np.ndarray:
-    """(ny, nx) float32 share of each lattice patch covered by the mask behind ``table``: exact
-    sums of the table's corners where the lattice falls on mask pixel edges, else area-weighted
+                    ds: float, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """(ny, nx) float32 share of each lattice patch covered by the mask behind ``table`` (the
+    summed-area table of a mask window whose top-left is mask pixel ``origin`` = (row, col)):
+    exact sums of the table's corners where the lattice falls on mask pixel edges (strided
+    slices when it is evenly spaced), else area-weighted
     (:func:`~gigapatch.tiling.integral.grid_box_sums`)."""
     area = (size / ds) ** 2
-    cx0, cx1, cy0, cy1 = xs / ds, (xs + size) / ds, ys / ds, (ys + size) / ds
+    oy, ox = origin  # whole pixels: subtracting them from an edge is exact
+    cx0, cx1 = xs / ds - ox, (xs + size) / ds - ox
+    cy0, cy1 = ys / ds - oy, (ys + size) / ds - oy
     edges = np.concatenate([cx0, cx1, cy0, cy1])
-    if np.array_equal(edges, np.round(edges)):  # on pixel edges: four gathers, no interpolation
-        h, w = table.shape[0] - 1, table.shape[1] - 1
-        x0, x1 = np.clip(cx0, 0, w).astype(np.intp), np.clip(cx1, 0, w).astype(np.intp)
-        y0 = np.clip(cy0, 0, h).astype(np.intp)[:, None]
-        y1 = np.clip(cy1, 0, h).astype(np.intp)[:, None]
-        t = table  # exact integer sums
-        sums = t[y1, x1] - t[y0, x1] - t[y1, x0] + t[y0, x0]
+    if not np.array_equal(edges, np.round(edges)):
+        out = np.empty((len(ys), len(xs)), np.float32)
+        for s in range(0, len(ys), _ROW_BLOCK):
+            sl = slice(s, s + _ROW_BLOCK)
+            out[sl] = grid_box_sums(table, cx0, cx1, cy0[sl], cy1[sl]) / area
+        return out
+    h, w = table.shape[0] - 1, table.shape[1] - 1
+    x0, x1 = np.clip(cx0, 0, w).astype(np.intp), np.clip(cx1, 0, w).astype(np.intp)
+    y0, y1 = np.clip(cy0, 0, h).astype(np.intp), np.clip(cy1, 0, h).astype(np.intp)
+    t = table  # exact integer sums
+    sx, sy = _progression(x0), _progression(y0)
+    if sx and sy and _progression(x1) == sx and _progression(y1) == sy:
+        def at(ry: np.ndarray, rx: np.ndarray) -> np.ndarray:  # a strided view, no gather
+            return t[ry[0] : ry[-1] + 1 : sy, rx[0] : rx[-1] + 1 : sx]
+
+        sums = at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0)
+    else:
+        top, bottom = t[y0], t[y1]  # two row gathers, then columns
+        sums = bottom[:, x1] - top[:, x1] - bottom[:, x0] + top[:, x0]
+    return (sums / area).astype(np.float32)
+
+
+def _interp(table: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The summed area at points (y, x), in the very operations of
+    :func:`~gigapatch.tiling.integral.grid_box_sums` (rows interpolated, then columns), so
+    that a point gets the same float as that lattice's cell."""
+    def corners(pos: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.clip(pos, 0.0, n - 1)
+        i0 = np.minimum(np.floor(pos).astype(np.int64), max(n - 2, 0))
+        return i0, np.minimum(i0 + 1, n - 1), pos - i0
+
+    i0, i1, f = corners(y, table.shape[0])
+    j0, j1, g = corners(x, table.shape[1])
+    left = table[i0, j0] * (1.0 - f) + table[i1, j0] * f
+    right = table[i0, j1] * (1.0 - f) + table[i1, j1] * f
+    return left * (1.0 - g) + right * g
+
+
+def _shares_at(table: np.ndarray, xs: np.ndarray, ys: np.ndarray, iy: np.ndarray,
+               ix: np.ndarray, size: int, ds: float, origin: tuple[int, int],
+               aligned: bool) -> np.ndarray:
+    """(k,) float32: :func:`_lattice_shares` at the lattice points ``(iy, ix)`` only, the same
+    numbers (``aligned``: the lattice falls on mask pixel edges)."""
+    area = (size / ds) ** 2
+    oy, ox = origin
+    x, y = xs[ix], ys[iy]
+    cx0, cx1, cy0, cy1 = x / ds - ox, (x + size) / ds - ox, y / ds - oy, (y + size) / ds - oy
+    if not aligned:
+        sums = (_interp(table, cy1, cx1) - _interp(table, cy1, cx0)
+                - _interp(table, cy0, cx1) + _interp(table, cy0, cx0))
         return (sums / area).astype(np.float32)
-    out = np.empty((len(ys), len(xs)), np.float32)
-    for s in range(0, len(ys), _ROW_BLOCK):
-        yb = ys[s : s + _ROW_BLOCK]
-        out[s : s + len(yb)] = grid_box_sums(table, xs / ds, (xs + size) / ds, yb / ds,
-                                             (yb + size) / ds) / area
-    return out
+    h, w = table.shape[0] - 1, table.shape[1] - 1
+    x0, x1 = np.clip(cx0, 0, w).astype(np.intp), np.clip(cx1, 0, w).astype(np.intp)
+    y0, y1 = np.clip(cy0, 0, h).astype(np.intp), np.clip(cy1, 0, h).astype(np.intp)
+    sums = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+    return (sums / area).astype(np.float32)
+
+
+def _window(xs: np.ndarray, ys: np.ndarray, size: int, ds: float, shape: tuple[int, int]
+            ) -> tuple[slice, slice]:
+    """The rows and columns of the mask that the lattice's patches touch (their areas and the
+    pixels painted under them), so that the rounds work on that window only."""
+    h, w = shape
+    r0 = max(0, min(int(np.floor(ys[0] / ds - 0.5)), int(np.floor(ys[0] / ds))))
+    c0 = max(0, min(int(np.floor(xs[0] / ds - 0.5)), int(np.floor(xs[0] / ds))))
+    r1 = min(h, int(np.ceil((ys[-1] + size) / ds)) + 1)
+    c1 = min(w, int(np.ceil((xs[-1] + size) / ds)) + 1)
+    return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
+
+
+@dataclass(frozen=True)
+class _Lattice:
+    """The lattice of shifted positions on a window of the mask."""
+
+    xs: np.ndarray  # (nx,) level-0 x of the columns
+    ys: np.ndarray  # (ny,) level-0 y of the rows
+    size: int  # patch side, level-0 px
+    ds: float  # level-0 px per mask px
+    origin: tuple[int, int]  # mask (row, col) of the window's top-left pixel
+    steps: int  # lattice steps per patch side
+
+    @property
+    def aligned(self) -> bool:
+        """Every patch edge falls on a mask pixel edge (exact integer sums)."""
+        e = np.concatenate([self.xs / self.ds, (self.xs + self.size) / self.ds,
+                            self.ys / self.ds, (self.ys + self.size) / self.ds])
+        return bool(np.array_equal(e, np.round(e)))
+
+
+def _rounds(lat: _Lattice, mw: np.ndarray, covered: np.ndarray, eligible: np.ndarray,
+            min_gain: float, rounds: int) -> np.ndarray:
+    """The shifted patches chosen in up to ``rounds`` rounds (see the module): (K, 2) level-0
+    x, y. ``covered`` (the window's pixels under the grid's passing cells) and ``eligible``
+    ((ny, nx) lattice) are updated in place.
+
+    The first round measures every lattice position; a later one only those that could still
+    be chosen (new foreground only shrinks as more is covered), with the same numbers."""
+    import cv2
+
+    ny, nx = eligible.shape
+    kernel = np.ones((2 * lat.steps - 1, 2 * lat.steps - 1), np.uint8)
+    # ties go to the earlier position (row-major): a tiny, strictly decreasing bonus
+    gain = _lattice_shares(integral_table(mw & ~covered), lat.xs, lat.ys, lat.size, lat.ds,
+                           lat.origin)
+    iy, ix = np.nonzero(eligible & (gain >= min_gain))
+    gain_at = gain[iy, ix]
+    aligned = lat.aligned
+    added: list[np.ndarray] = []
+    for r in range(rounds):
+        if r:  # the positions still eligible after the last round, measured again
+            table = integral_table(mw & ~covered)
+            gain_at = _shares_at(table, lat.xs, lat.ys, iy, ix, lat.size, lat.ds, lat.origin,
+                                 aligned)
+        ok = gain_at >= min_gain
+        iy, ix, gain_at = iy[ok], ix[ok], gain_at[ok]
+        if len(iy) == 0:
+            break
+        order = (iy * nx + ix).astype(np.float64)
+        score = np.full((ny, nx), -1.0)
+        score[iy, ix] = gain_at + (1.0 - order / eligible.size) * 1e-6
+        local_max = cv2.dilate(score, kernel)  # the best score within one patch side
+        best = score[iy, ix] >= local_max[iy, ix]
+        picks = np.stack([lat.xs[ix[best]], lat.ys[iy[best]]], axis=1)
+        added.append(picks)
+        _paint(covered, picks, lat.size, lat.ds, lat.origin)
+        eligible[iy[best], ix[best]] = False
+        iy, ix = iy[~best], ix[~best]
+    return np.concatenate(added) if added else np.zeros((0, 2), np.int64)
 
 
 def border_coords(
@@ -155,39 +296,29 @@ def border_coords(
     if len(xs) == 0 or len(ys) == 0:
         return grid
     passing = mask_fraction(m, grid, size, ds) >= min_foreground
-    eligible = _lattice_shares(integral_table(m), xs, ys, size, ds) >= min_foreground
+    rs, cs = _window(xs, ys, size, ds, m.shape)  # the rounds see only what the lattice touches
+    origin = (rs.start, cs.start)
+    mw = m[rs, cs]
+    eligible = _lattice_shares(integral_table(mw), xs, ys, size, ds, origin) >= min_foreground
     if avoid is not None and np.any(avoid):
         a = np.asarray(avoid, bool)
         near = a
         if AVOID_GROW > 0:
             k = np.ones((2 * AVOID_GROW + 1, 2 * AVOID_GROW + 1), np.uint8)
             near = cv2.dilate(a.view(np.uint8), k).astype(bool)
-        eligible &= _lattice_shares(integral_table(near), xs, ys, size, ds) <= max_avoid
+        eligible &= _lattice_shares(integral_table(near[rs, cs]), xs, ys, size, ds,
+                                    origin) <= max_avoid
         # a cell on the artefact will likely be rejected: its foreground is not covered
         passing &= mask_fraction(a, grid, size, ds) <= PASS_AVOID
     if not eligible.any():
         return grid
-    covered = _paint(m.shape, grid[passing], size, ds)
-    # ties go to the earlier position (row-major): a tiny, strictly decreasing bonus
-    order = np.arange(eligible.size, dtype=np.float64).reshape(eligible.shape)
-    bonus = (1.0 - order / eligible.size) * 1e-6
-    kernel = np.ones((2 * steps - 1, 2 * steps - 1), np.uint8)
-    added: list[np.ndarray] = []
-    for _ in range(int(rounds)):
-        gain = _lattice_shares(integral_table(m & ~covered), xs, ys, size, ds)
-        ok = eligible & (gain >= min_gain)
-        if not ok.any():
-            break
-        score = np.where(ok, gain + bonus, -1.0)
-        local_max = cv2.dilate(score, kernel)  # the best score within one patch side
-        iy, ix = np.nonzero(ok & (score >= local_max))
-        picks = np.stack([xs[ix], ys[iy]], axis=1)
-        added.append(picks)
-        covered |= _paint(m.shape, picks, size, ds)
-        eligible[iy, ix] = False
-    if not added:
+    covered = np.zeros(mw.shape, bool)
+    _paint(covered, grid[passing], size, ds, origin)
+    lattice = _Lattice(xs, ys, size, ds, origin, steps)
+    added = _rounds(lattice, mw, covered, eligible, min_gain, int(rounds))
+    if len(added) == 0:
         return grid
-    both = np.unique(np.concatenate([grid, np.concatenate(added)]).astype(np.int64), axis=0)
+    both = np.unique(np.concatenate([grid, added]).astype(np.int64), axis=0)
     return both[np.lexsort((both[:, 0], both[:, 1]))]
 
 

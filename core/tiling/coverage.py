@@ -14,21 +14,30 @@ def box_counts(
     shape: tuple[int, int], r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray
 ) -> np.ndarray:
     """How many boxes ``[r0, r1) x [c0, c1)`` (integer cells, ``r1 <= h``, ``c1 <= w``) cover
-    each cell of ``shape`` = (h, w): a 2-D difference array (the four corners added with
-    ``np.add.at``) integrated in place along both axes, 4 bytes per cell in all.
+    each cell of ``shape`` = (h, w): a 2-D difference array (each corner's boxes counted once
+    with :func:`numpy.unique`) summed along both axes by :func:`cv2.integral`.
+
+    The difference array is float32 and so are the integral's partial sums: every one of them
+    is a whole number no larger in size than the number of boxes, so they are exact (below
+    2**24 boxes; more go through int64).
 
     Returns
     -------
     (h, w) int32 counts.
     """
+    import cv2
+
     h, w = shape
-    diff = np.zeros((h, w), np.int32)
-    flat = diff.reshape(-1)
+    if h == 0 or w == 0:
+        return np.zeros((h, w), np.int32)
+    exact = len(np.asarray(r0)) < 2**24
+    diff = np.zeros(h * w, np.float32 if exact else np.int64)
     for rows, cols, sign in ((r0, c0, 1), (r0, c1, -1), (r1, c0, -1), (r1, c1, 1)):
-        np.add.at(flat, np.asarray(rows, np.int64) * w + cols, sign)
-    np.cumsum(diff, axis=0, out=diff)
-    np.cumsum(diff, axis=1, out=diff)
-    return diff
+        cell, n = np.unique(np.asarray(rows, np.int64) * w + cols, return_counts=True)
+        diff[cell] += sign * n
+    if not exact:
+        return diff.reshape(h, w).cumsum(0).cumsum(1).astype(np.int32)
+    return cv2.integral(diff.reshape(h, w), sdepth=cv2.CV_32F)[1:, 1:].astype(np.int32)
 
 
 # --------------------------------------------------------------------------- evaluation
