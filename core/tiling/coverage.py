@@ -30,13 +30,16 @@ def box_counts(
     h, w = shape
     if h == 0 or w == 0:
         return np.zeros((h, w), np.int32)
-    exact = len(np.asarray(r0)) < 2**24
-    diff = np.zeros(h * w, np.float32 if exact else np.int64)
-    for rows, cols, sign in ((r0, c0, 1), (r0, c1, -1), (r1, c0, -1), (r1, c1, 1)):
+    boxes = ((r0, c0, 1), (r0, c1, -1), (r1, c0, -1), (r1, c1, 1))
+    if len(np.asarray(r0)) >= 2**24:  # float32 sums would no longer be exact
+        big = np.zeros(h * w, np.int64)
+        for rows, cols, sign in boxes:
+            np.add.at(big, np.asarray(rows, np.int64) * w + cols, sign)
+        return big.reshape(h, w).cumsum(0).cumsum(1).astype(np.int32)
+    diff = np.zeros(h * w, np.float32)
+    for rows, cols, sign in boxes:
         cell, n = np.unique(np.asarray(rows, np.int64) * w + cols, return_counts=True)
         diff[cell] += sign * n
-    if not exact:
-        return diff.reshape(h, w).cumsum(0).cumsum(1).astype(np.int32)
     return cv2.integral(diff.reshape(h, w), sdepth=cv2.CV_32F)[1:, 1:].astype(np.int32)
 
 
