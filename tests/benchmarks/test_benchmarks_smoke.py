@@ -123,6 +123,25 @@ def test_run_script_smoke(tmp_path: Path) -> None:
     assert "n/a" in table  # hs2p skipped: its cells read n/a
 
 
+def test_per_image_script_tiles_in_one_process_with_the_flags_given(
+    slide: ss.SlideInfo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import per_image
+
+    import gigapatch
+
+    sets = ["patch.placement=grid", "score.sharpness=false"]
+    assert per_image.main([str(slide.path), "--repeats", "2", "--warmup", "0", "--set", sets[0],
+                           "--set", sets[1]]) == 0
+    line = capsys.readouterr().out
+    config = gigapatch.load_config("pathology", None, per_image.parse_sets(sets))
+    assert config.patch.placement == "grid" and config.score.sharpness is False
+    n = len(gigapatch.tile_image(slide.path, config, None))
+    assert n > 0 and line.startswith(f"s.svs: {n} patches; per image ")
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        per_image.parse_sets(["patch.size"])
+
+
 def test_lp_bound_is_exact_on_known_covers_and_between_the_line_bound_and_a_placement() -> None:
     """The LP bound of benchmarks/placement.py: exact where the optimum is known, never above a
     real cover's count, never below the line bound (a feasible solution of the LP's dual)."""
