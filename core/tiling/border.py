@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from gigapatch.tiling.coverage import box_counts
+from gigapatch.tiling.coverage import box_union
 from gigapatch.tiling.integral import grid_box_sums, integral_table, mask_fraction
 from gigapatch.tiling.place import grid_coords
 
@@ -77,8 +77,8 @@ def _paint(covered: np.ndarray, coords: np.ndarray, size: int, ds: float,
     hh, ww = int(r1.max()) - y, int(c1.max()) - x
     if hh <= 0 or ww <= 0:
         return
-    counts = box_counts((hh + 1, ww + 1), r0 - y, r1 - y, c0 - x, c1 - x)[:hh, :ww]
-    covered[y : y + hh, x : x + ww] |= counts > 0
+    covered[y : y + hh, x : x + ww] |= box_union((hh + 1, ww + 1), r0 - y, r1 - y, c0 - x,
+                                                 c1 - x)[:hh, :ww]
 
 
 def _progression(v: np.ndarray) -> int | None:

@@ -10,6 +10,25 @@ import numpy as np
 _COVER_BAND = 256
 
 
+def _count_table(shape: tuple[int, int], r0: np.ndarray, r1: np.ndarray, c0: np.ndarray,
+                 c1: np.ndarray) -> np.ndarray:
+    """(h, w) counts of :func:`box_counts`, float32 (exact below 2**24 boxes) or else int64."""
+    import cv2
+
+    h, w = shape
+    boxes = ((r0, c0, 1), (r0, c1, -1), (r1, c0, -1), (r1, c1, 1))
+    if len(np.asarray(r0)) >= 2**24:  # float32 sums would no longer be exact
+        big = np.zeros(h * w, np.int64)
+        for rows, cols, sign in boxes:
+            np.add.at(big, np.asarray(rows, np.int64) * w + cols, sign)
+        return big.reshape(h, w).cumsum(0).cumsum(1)
+    diff = np.zeros(h * w, np.float32)
+    for rows, cols, sign in boxes:
+        cell, n = np.unique(np.asarray(rows, np.int64) * w + cols, return_counts=True)
+        diff[cell] += sign * n
+    return cv2.integral(diff.reshape(h, w), sdepth=cv2.CV_32F)[1:, 1:]
+
+
 def box_counts(
     shape: tuple[int, int], r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray
 ) -> np.ndarray:
@@ -25,22 +44,21 @@ def box_counts(
     -------
     (h, w) int32 counts.
     """
-    import cv2
-
     h, w = shape
     if h == 0 or w == 0:
         return np.zeros((h, w), np.int32)
-    boxes = ((r0, c0, 1), (r0, c1, -1), (r1, c0, -1), (r1, c1, 1))
-    if len(np.asarray(r0)) >= 2**24:  # float32 sums would no longer be exact
-        big = np.zeros(h * w, np.int64)
-        for rows, cols, sign in boxes:
-            np.add.at(big, np.asarray(rows, np.int64) * w + cols, sign)
-        return big.reshape(h, w).cumsum(0).cumsum(1).astype(np.int32)
-    diff = np.zeros(h * w, np.float32)
-    for rows, cols, sign in boxes:
-        cell, n = np.unique(np.asarray(rows, np.int64) * w + cols, return_counts=True)
-        diff[cell] += sign * n
-    return cv2.integral(diff.reshape(h, w), sdepth=cv2.CV_32F)[1:, 1:].astype(np.int32)
+    return _count_table(shape, r0, r1, c0, c1).astype(np.int32)
+
+
+def box_union(
+    shape: tuple[int, int], r0: np.ndarray, r1: np.ndarray, c0: np.ndarray, c1: np.ndarray
+) -> np.ndarray:
+    """(h, w) bool: the cells of ``shape`` inside at least one box (:func:`box_counts` > 0,
+    without the int32 copy)."""
+    h, w = shape
+    if h == 0 or w == 0:
+        return np.zeros((h, w), bool)
+    return _count_table(shape, r0, r1, c0, c1) > 0
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -110,4 +128,4 @@ def coverage_report(
     }
 
 
-__all__ = ["box_counts", "coverage_report"]
+__all__ = ["box_counts", "box_union", "coverage_report"]

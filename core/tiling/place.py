@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import numpy.typing as npt
 
-from gigapatch.tiling.coverage import box_counts
+from gigapatch.tiling.coverage import box_union
 from gigapatch.tiling.integral import grid_box_sums, integral_table, interp_cols, interp_rows
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ class _Group:
         ey, first = np.unique(np.concatenate([ys, ys + self.size]), return_index=True)
         ay, by = np.searchsorted(ey, ys), np.searchsorted(ey, ys + self.size)
         iy, ix = np.nonzero(keep)
-        covered = box_counts((len(ey), len(ex)), ay[iy], by[iy], ax[ix], bx[ix])[:-1, :-1] > 0
+        covered = box_union((len(ey), len(ex)), ay[iy], by[iy], ax[ix], bx[ix])[:-1, :-1]
         t = interp_cols(rows, ex / self.ds - self.gx)[first]  # S at every (ey, ex)
         fg = np.diff(np.diff(t, axis=0), axis=1)
         return float(fg[covered].sum())

@@ -110,3 +110,23 @@ def test_small_pieces_are_named():
     assert note is not None and "one piece" in note and "96 x 56" in note
     assert small_pieces_note(m, DS, 64, 0.6) is None  # a 64 px patch can hold it
     assert small_pieces_note(np.zeros((10, 10), bool), DS, SIZE, 0.6) is None
+
+
+def test_box_counts_and_union_match_painting_each_box() -> None:
+    """The difference-array counts (float32 integral) against boxes painted one by one."""
+    from gigapatch.tiling.coverage import box_counts, box_union
+
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        n = int(rng.integers(0, 300))
+        r0, c0 = rng.integers(0, h, n), rng.integers(0, w, n)
+        r1 = np.minimum(h - 1, r0 + rng.integers(0, 20, n))
+        c1 = np.minimum(w - 1, c0 + rng.integers(0, 20, n))
+        want = np.zeros((h, w), np.int32)
+        for a, b, c, d in zip(r0, r1, c0, c1):
+            want[a:b, c:d] += 1
+        got = box_counts((h, w), r0, r1, c0, c1)
+        assert got.dtype == np.int32 and np.array_equal(got, want)
+        assert np.array_equal(box_union((h, w), r0, r1, c0, c1), want > 0)
+    assert box_counts((0, 5), *(np.zeros(0, np.int64),) * 4).shape == (0, 5)
