@@ -76,6 +76,9 @@ def write_stac(out_dir: Path, image: RasterioImage, patchset: Any, chips: list[P
     cat = pystac.Catalog(id=f"{ps.image_id}-chips", description=(
         f"gigapatch chips of {image.path.name if image.path else ps.image_id}: "
         f"{len(c)} patches of {ps.patch_size_level0} level-0 px, edge policy {edge}"))
+    # absolute: pystac's normalize_hrefs takes a relative root's last folder for a file when
+    # its name holds a dot (trailing slash or not), and the catalog landed beside the stage
+    out_dir = Path(out_dir).absolute()
     stage = out_dir.parent / f".{out_dir.name}.{os.getpid()}.partial"
     shutil.rmtree(stage, ignore_errors=True)
     for i in range(len(c)):

@@ -247,6 +247,27 @@ def test_stac_items_are_valid(sat: Path, tmp_path: Path) -> None:
         assert href is not None and Path(href).exists() and href.endswith(f"{x}_{y}.tif")
 
 
+def test_stac_into_a_relative_output_folder(
+    sat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative --out (as `gigapatch demo --domain satellite --out d` gives): pystac once
+    took the relative staging folder's name (``.<id>_stac.<pid>.partial``) for a file, wrote
+    the catalog beside it and the rename failed."""
+    pystac = pytest.importorskip("pystac")
+    cfg = load_config("satellite", overrides={
+        "patch.size": 512, "plugin.satellite.exclude": [], "plugin.satellite.chips": "geotiff",
+        "plugin.satellite.stac": True})
+    monkeypatch.chdir(tmp_path)
+    with RasterioImage(sat / LC08) as img:
+        ps = tile_image(img, cfg, out_dir=Path("rel") / "tiles")
+    stem = Path(LC08).stem
+    cat = pystac.Catalog.from_file(str(tmp_path / "rel" / "tiles" / f"{stem}_stac" /
+                                       "catalog.json"))
+    assert len(list(cat.get_items(recursive=True))) == len(ps) > 0
+    assert not (tmp_path / "rel" / "tiles" / "catalog.json").exists()
+    assert not list((tmp_path / "rel" / "tiles").glob(".*partial"))
+
+
 def utm_pair(tmp: Path) -> tuple[Path, Path]:
     """Two 1024 px 10 m scenes, one in UTM zone 33N and one in zone 34N, over the same ground
     on both sides of 18 deg E (the zones' border), overlapping by about half."""
