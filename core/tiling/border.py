@@ -22,8 +22,13 @@ from typing import Literal
 
 import numpy as np
 
-from gigapatch.tiling.coverage import box_union
-from gigapatch.tiling.integral import grid_box_sums, integral_table, mask_fraction
+from gigapatch.tiling.coverage import box_union, pixel_span
+from gigapatch.tiling.integral import (
+    grid_box_sums,
+    integral_table,
+    interp_points,
+    mask_fraction,
+)
 from gigapatch.tiling.place import grid_coords
 
 #: lattice steps per patch side at most (the lattice is never finer than two mask pixels)
@@ -53,15 +58,6 @@ def lattice_positions(length: int, size: int, steps: int) -> np.ndarray:
     return p[p + size <= length]
 
 
-def _pixel_span(lo: np.ndarray, hi: np.ndarray, ds: float, origin: int, n: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """The mask pixels whose centre lies in ``[lo, hi)`` (level-0 px), as ``[start, stop)``
-    indices into a window of ``n`` pixels starting at mask pixel ``origin``."""
-    start = np.ceil(np.asarray(lo, np.float64) / ds - 0.5).astype(np.int64) - origin
-    stop = np.ceil(np.asarray(hi, np.float64) / ds - 0.5).astype(np.int64) - origin
-    return np.clip(start, 0, n), np.clip(stop, 0, n)
-
-
 def _paint(covered: np.ndarray, coords: np.ndarray, size: int, ds: float,
            origin: tuple[int, int] = (0, 0)) -> None:
     """Set in ``covered`` (a (h, w) bool window of the mask whose top-left is mask pixel
@@ -71,8 +67,8 @@ def _paint(covered: np.ndarray, coords: np.ndarray, size: int, ds: float,
     c = np.asarray(coords, np.float64).reshape(-1, 2)
     if len(c) == 0:
         return
-    c0, c1 = _pixel_span(c[:, 0], c[:, 0] + size, ds, origin[1], w)
-    r0, r1 = _pixel_span(c[:, 1], c[:, 1] + size, ds, origin[0], h)
+    c0, c1 = pixel_span(c[:, 0], c[:, 0] + size, ds, w, origin[1])
+    r0, r1 = pixel_span(c[:, 1], c[:, 1] + size, ds, h, origin[0])
     y, x = int(r0.min()), int(c0.min())
     hh, ww = int(r1.max()) - y, int(c1.max()) - x
     if hh <= 0 or ww <= 0:
@@ -123,39 +119,16 @@ def _lattice_shares(table: np.ndarray, xs: np.ndarray, ys: np.ndarray, size: int
     return (sums / area).astype(np.float32)
 
 
-def _interp(table: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The summed area at points (y, x), in the very operations of
-    :func:`~gigapatch.tiling.integral.grid_box_sums` (rows interpolated, then columns), so
-    that a point gets the same float as that lattice's cell."""
-    def corners(pos: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = np.clip(pos, 0.0, n - 1)
-        i0 = np.minimum(np.floor(pos).astype(np.int64), max(n - 2, 0))
-        return i0, np.minimum(i0 + 1, n - 1), pos - i0
-
-    i0, i1, f = corners(y, table.shape[0])
-    j0, j1, g = corners(x, table.shape[1])
-    left = table[i0, j0] * (1.0 - f) + table[i1, j0] * f
-    right = table[i0, j1] * (1.0 - f) + table[i1, j1] * f
-    return left * (1.0 - g) + right * g
-
-
 def _shares_at(table: np.ndarray, xs: np.ndarray, ys: np.ndarray, iy: np.ndarray,
-               ix: np.ndarray, size: int, ds: float, origin: tuple[int, int],
-               aligned: bool) -> np.ndarray:
+               ix: np.ndarray, size: int, ds: float, origin: tuple[int, int]) -> np.ndarray:
     """(k,) float32: :func:`_lattice_shares` at the lattice points ``(iy, ix)`` only, the same
-    numbers (``aligned``: the lattice falls on mask pixel edges)."""
+    numbers (on pixel edges the interpolation weights are 0 and 1, so the sums are exact)."""
     area = (size / ds) ** 2
     oy, ox = origin
     x, y = xs[ix], ys[iy]
     cx0, cx1, cy0, cy1 = x / ds - ox, (x + size) / ds - ox, y / ds - oy, (y + size) / ds - oy
-    if not aligned:
-        sums = (_interp(table, cy1, cx1) - _interp(table, cy1, cx0)
-                - _interp(table, cy0, cx1) + _interp(table, cy0, cx0))
-        return (sums / area).astype(np.float32)
-    h, w = table.shape[0] - 1, table.shape[1] - 1
-    x0, x1 = np.clip(cx0, 0, w).astype(np.intp), np.clip(cx1, 0, w).astype(np.intp)
-    y0, y1 = np.clip(cy0, 0, h).astype(np.intp), np.clip(cy1, 0, h).astype(np.intp)
-    sums = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+    sums = (interp_points(table, cy1, cx1) - interp_points(table, cy1, cx0)
+            - interp_points(table, cy0, cx1) + interp_points(table, cy0, cx0))
     return (sums / area).astype(np.float32)
 
 
@@ -164,8 +137,8 @@ def _window(xs: np.ndarray, ys: np.ndarray, size: int, ds: float, shape: tuple[i
     """The rows and columns of the mask that the lattice's patches touch (their areas and the
     pixels painted under them), so that the rounds work on that window only."""
     h, w = shape
-    r0 = max(0, min(int(np.floor(ys[0] / ds - 0.5)), int(np.floor(ys[0] / ds))))
-    c0 = max(0, min(int(np.floor(xs[0] / ds - 0.5)), int(np.floor(xs[0] / ds))))
+    r0 = max(0, int(np.floor(ys[0] / ds - 0.5)))  # the first pixel a patch covers or paints
+    c0 = max(0, int(np.floor(xs[0] / ds - 0.5)))
     r1 = min(h, int(np.ceil((ys[-1] + size) / ds)) + 1)
     c1 = min(w, int(np.ceil((xs[-1] + size) / ds)) + 1)
     return slice(r0, max(r0, r1)), slice(c0, max(c0, c1))
@@ -182,19 +155,12 @@ class _Lattice:
     origin: tuple[int, int]  # mask (row, col) of the window's top-left pixel
     steps: int  # lattice steps per patch side
 
-    @property
-    def aligned(self) -> bool:
-        """Every patch edge falls on a mask pixel edge (exact integer sums)."""
-        e = np.concatenate([self.xs / self.ds, (self.xs + self.size) / self.ds,
-                            self.ys / self.ds, (self.ys + self.size) / self.ds])
-        return bool(np.array_equal(e, np.round(e)))
-
 
 def _rounds(lat: _Lattice, mw: np.ndarray, covered: np.ndarray, eligible: np.ndarray,
             min_gain: float, rounds: int) -> np.ndarray:
-    """The shifted patches chosen in up to ``rounds`` rounds (see the module): (K, 2) level-0
-    x, y. ``covered`` (the window's pixels under the grid's passing cells) and ``eligible``
-    ((ny, nx) lattice) are updated in place.
+    """The shifted patches chosen in up to ``rounds`` rounds (see the module) among the
+    ``eligible`` ((ny, nx) bool) lattice positions: (K, 2) level-0 x, y. ``covered`` (the
+    window's pixels under the grid's passing cells) is updated in place.
 
     The first round measures every lattice position; a later one only those that could still
     be chosen (new foreground only shrinks as more is covered), with the same numbers."""
@@ -202,22 +168,20 @@ def _rounds(lat: _Lattice, mw: np.ndarray, covered: np.ndarray, eligible: np.nda
 
     ny, nx = eligible.shape
     kernel = np.ones((2 * lat.steps - 1, 2 * lat.steps - 1), np.uint8)
-    # ties go to the earlier position (row-major): a tiny, strictly decreasing bonus
     gain = _lattice_shares(integral_table(mw & ~covered), lat.xs, lat.ys, lat.size, lat.ds,
                            lat.origin)
     iy, ix = np.nonzero(eligible & (gain >= min_gain))
     gain_at = gain[iy, ix]
-    aligned = lat.aligned
     added: list[np.ndarray] = []
     for r in range(rounds):
-        if r:  # the positions still eligible after the last round, measured again
-            table = integral_table(mw & ~covered)
-            gain_at = _shares_at(table, lat.xs, lat.ys, iy, ix, lat.size, lat.ds, lat.origin,
-                                 aligned)
+        if r:  # the positions not chosen yet, measured again
+            gain_at = _shares_at(integral_table(mw & ~covered), lat.xs, lat.ys, iy, ix,
+                                 lat.size, lat.ds, lat.origin)
         ok = gain_at >= min_gain
         iy, ix, gain_at = iy[ok], ix[ok], gain_at[ok]
         if len(iy) == 0:
             break
+        # ties go to the earlier position (row-major): a tiny, strictly decreasing bonus
         order = (iy * nx + ix).astype(np.float64)
         score = np.full((ny, nx), -1.0)
         score[iy, ix] = gain_at + (1.0 - order / eligible.size) * 1e-6
@@ -226,7 +190,6 @@ def _rounds(lat: _Lattice, mw: np.ndarray, covered: np.ndarray, eligible: np.nda
         picks = np.stack([lat.xs[ix[best]], lat.ys[iy[best]]], axis=1)
         added.append(picks)
         _paint(covered, picks, lat.size, lat.ds, lat.origin)
-        eligible[iy[best], ix[best]] = False
         iy, ix = iy[~best], ix[~best]
     return np.concatenate(added) if added else np.zeros((0, 2), np.int64)
 

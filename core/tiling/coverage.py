@@ -10,6 +10,16 @@ import numpy as np
 _COVER_BAND = 256
 
 
+def pixel_span(lo: np.ndarray, hi: np.ndarray, ds: float, n: int, origin: int = 0
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The mask pixels whose centre lies in ``[lo, hi)`` (level-0 px; pixel j's centre is at
+    ``(j + 0.5) * ds``), as (N,) int64 ``[start, stop)`` indices into a run of ``n`` pixels that
+    starts at mask pixel ``origin``, clipped to it."""
+    start = np.ceil(np.asarray(lo, np.float64) / ds - 0.5).astype(np.int64) - origin
+    stop = np.ceil(np.asarray(hi, np.float64) / ds - 0.5).astype(np.int64) - origin
+    return np.clip(start, 0, n), np.clip(stop, 0, n)
+
+
 def _count_table(shape: tuple[int, int], r0: np.ndarray, r1: np.ndarray, c0: np.ndarray,
                  c1: np.ndarray) -> np.ndarray:
     """(h, w) counts of :func:`box_counts`, float32 (exact below 2**24 boxes) or else int64."""
@@ -98,10 +108,8 @@ def coverage_report(
     covered = n_any = n_multi = 0
     by_label = np.zeros(int(n_labels) + 1, np.int64)
     if len(c) and h and w:
-        j0 = np.clip(np.ceil(c[:, 0] / ds - 0.5), 0, w).astype(np.int64)
-        j1 = np.clip(np.ceil((c[:, 0] + size_level0) / ds - 0.5), 0, w).astype(np.int64)
-        i0 = np.clip(np.ceil(c[:, 1] / ds - 0.5), 0, h).astype(np.int64)
-        i1 = np.clip(np.ceil((c[:, 1] + size_level0) / ds - 0.5), 0, h).astype(np.int64)
+        j0, j1 = pixel_span(c[:, 0], c[:, 0] + size_level0, ds, w)
+        i0, i1 = pixel_span(c[:, 1], c[:, 1] + size_level0, ds, h)
         ok = (j1 > j0) & (i1 > i0)
         j0, j1, i0, i1 = j0[ok], j1[ok], i0[ok], i1[ok]
         # bands of rows, so that the counts never cover the whole mask at once
@@ -128,4 +136,4 @@ def coverage_report(
     }
 
 
-__all__ = ["box_counts", "box_union", "coverage_report"]
+__all__ = ["box_counts", "box_union", "coverage_report", "pixel_span"]

@@ -110,25 +110,38 @@ def box_sums(
     )
 
 
+def interp_index(pos: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where positions ``pos`` (clipped to [0, n - 1]) fall between the n samples of an axis:
+    int64 ``i0``, ``i1`` and float64 weight ``f``, the value being ``v[i0] * (1 - f) + v[i1] * f``
+    (a position on a sample gets weights 0 and 1: exact)."""
+    pos = np.clip(np.asarray(pos, dtype=np.float64), 0.0, n - 1)
+    i0 = np.minimum(np.floor(pos).astype(np.int64), max(n - 2, 0))
+    return i0, np.minimum(i0 + 1, n - 1), pos - i0
+
+
 def interp_rows(table: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Linear interpolation of the rows of ``table`` (n, m) at positions ``pos`` (k,) -> (k, m)
     float64 (positions clipped to [0, n - 1])."""
-    n = table.shape[0]
-    pos = np.clip(np.asarray(pos, dtype=np.float64), 0.0, n - 1)
-    i0 = np.minimum(np.floor(pos).astype(np.int64), max(n - 2, 0))
-    i1 = np.minimum(i0 + 1, n - 1)
-    f = (pos - i0)[:, None]
-    return table[i0] * (1.0 - f) + table[i1] * f
+    i0, i1, f = interp_index(pos, table.shape[0])
+    return table[i0] * (1.0 - f[:, None]) + table[i1] * f[:, None]
 
 
 def interp_cols(table: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Linear interpolation of the columns of ``table`` (k, n) at ``pos`` (j,) -> (k, j)."""
-    n = table.shape[1]
-    pos = np.clip(np.asarray(pos, dtype=np.float64), 0.0, n - 1)
-    i0 = np.minimum(np.floor(pos).astype(np.int64), max(n - 2, 0))
-    i1 = np.minimum(i0 + 1, n - 1)
-    f = pos - i0
+    i0, i1, f = interp_index(pos, table.shape[1])
     return table[:, i0] * (1.0 - f) + table[:, i1] * f
+
+
+def interp_points(table: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``table`` interpolated at the points (y, x) (k,) -> (k,) float64, rows first and then
+    columns: the very operations of :func:`interp_cols` after :func:`interp_rows`, so a point
+    gets the same float as the cell of :func:`grid_box_sums`' grid at it (which
+    :func:`integral_at`, columns first, need not give)."""
+    i0, i1, f = interp_index(y, table.shape[0])
+    j0, j1, g = interp_index(x, table.shape[1])
+    left = table[i0, j0] * (1.0 - f) + table[i1, j0] * f
+    right = table[i0, j1] * (1.0 - f) + table[i1, j1] * f
+    return left * (1.0 - g) + right * g
 
 
 def grid_box_sums(

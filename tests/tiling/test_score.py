@@ -187,3 +187,26 @@ def test_sharpness_scores_places_out_of_order_patches(monkeypatch) -> None:
     monkeypatch.setattr(score_module, "read_patches", reversed_reader)
     image = _image_half_blurred()
     _check_sharpness_scores(image, np.array([[0, 0], [150, 20], [40, 120], [200, 200]]))
+
+
+def test_interp_points_give_the_grid_cells_floats() -> None:
+    """interp_points at (y, x) is bit for bit the table interpolated as interp_cols(interp_rows)
+    does it, so a lattice measured point by point equals the same lattice measured as a grid."""
+    from gigapatch.tiling.integral import (
+        integral_table,
+        interp_cols,
+        interp_points,
+        interp_rows,
+    )
+
+    rng = np.random.default_rng(5)
+    table = integral_table(rng.random((40, 57)) < 0.4)
+    ys = rng.uniform(-3, 45, 30)
+    xs = rng.uniform(-3, 60, 25)
+    ys[:5] = [0, 40, 12, 39.5, 40.0]  # on samples and at the last one
+    grid = interp_cols(interp_rows(table, ys), xs)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    got = interp_points(table, yy.ravel(), xx.ravel()).reshape(grid.shape)
+    assert np.array_equal(got, grid)
+    on = interp_points(table, np.array([3.0, 40.0]), np.array([7.0, 57.0]))
+    assert np.array_equal(on, [table[3, 7], table[40, 57]])
