@@ -78,7 +78,7 @@ def write_stac(out_dir: Path, image: RasterioImage, patchset: Any, chips: list[P
         f"{len(c)} patches of {ps.patch_size_level0} level-0 px, edge policy {edge}"))
     # absolute: pystac's normalize_hrefs takes a relative root's last folder for a file when
     # its name holds a dot (trailing slash or not), and the catalog landed beside the stage
-    out_dir = Path(out_dir).absolute()
+    given, out_dir = Path(out_dir), Path(out_dir).absolute()
     stage = out_dir.parent / f".{out_dir.name}.{os.getpid()}.partial"
     shutil.rmtree(stage, ignore_errors=True)
     for i in range(len(c)):
@@ -122,7 +122,7 @@ def write_stac(out_dir: Path, image: RasterioImage, patchset: Any, chips: list[P
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return out_dir / "catalog.json"
+    return given / "catalog.json"
 
 
 def write_root_catalog(root: Path) -> Path:
