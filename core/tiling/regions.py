@@ -402,7 +402,7 @@ def region_summary(
     lab = np.asarray(labels)
     r = np.asarray(region).reshape(-1)
     counts = np.bincount(r[r >= 0], minlength=n_regions)
-    areas = np.bincount(lab[lab > 0], minlength=n_regions + 1)[1 : n_regions + 1]
+    areas = np.bincount(lab.reshape(-1), minlength=n_regions + 1)[1 : n_regions + 1]
     if covered is None:
         covered = coverage_report(lab > 0, ds, coords, size_level0, labels=lab,
                                   n_labels=n_regions)["covered_by_label"]
