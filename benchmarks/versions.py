@@ -217,13 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-image-repeats", type=int, default=8)
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gigapatch-bench")
     ap.add_argument("--hs2p-python", default=None)
+    ap.add_argument("--no-reference", action="store_true", help="skip hs2p")
     ap.add_argument("--results", type=Path, default=None, help="also write the table here")
     args = ap.parse_args(argv)
     args.baselines = _pairs(args.baseline, "--baseline")
     args.flags = {k: v.split() for k, v in _pairs(args.baseline_flags, "--baseline-flags").items()}
     args.workdir.mkdir(parents=True, exist_ok=True)
     env = bench_env(args.workdir)
-    hs2p = find_hs2p(args.hs2p_python)
+    hs2p = None if args.no_reference else find_hs2p(args.hs2p_python)
     starts = {"this checkout": start_up(sys.executable, env)}
     starts.update({k: start_up(v, env) for k, v in args.baselines.items()})
     if hs2p is not None:

@@ -173,3 +173,32 @@ def test_lp_bound_is_exact_on_known_covers_and_between_the_line_bound_and_a_plac
     assert max(line_bound(m, 8), line_bound(m.T, 8)) - 1e-6 <= lp <= len(opt) + 1e-6
     # a budget (pixels allowed uncovered) can only lower it
     assert lp_bound(m, 8, budget=20) <= lp + 1e-6
+
+
+def test_versions_script_splits_each_process_and_runs_a_baseline_both_ways(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """benchmarks/versions.py with this interpreter as its own baseline: every row is there, and
+    a stamped process's start-up, main() and teardown add up to no more than its wall time."""
+    import versions
+
+    assert versions.flag_sets(["--no-sharpness", "--set", "a.b=1", "--quiet"]) == [
+        "score.sharpness=false", "a.b=1"]
+    with pytest.raises(SystemExit, match="LABEL=VALUE"):
+        versions.main(["--baseline", sys.executable])
+    assert versions.main(["--baseline", f"self={sys.executable}", "--sizes", "3000",
+                          "--repeats", "1", "--warmup", "0", "--per-image-repeats", "1",
+                          "--workdir", str(tmp_path), "--no-reference"]) == 0
+    rows = {}
+    for line in capsys.readouterr().out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 8 and cells[1] == "3k":
+            rows[cells[0]] = cells[2:]
+    assert set(rows) == {"this checkout", "this checkout, grid placement", "self as it ships",
+                         "self, plain exit"}
+    for label in ("this checkout", "self, plain exit"):
+        wall, _, start, main, after, per_image = (float(v) if v != "-" else None
+                                                  for v in rows[label])
+        assert start > 0 and main > 0 and after > 0 and per_image > 0
+        assert start + main + after <= wall
+    assert rows["self as it ships"][2:5] == ["-", "-", "-"]
