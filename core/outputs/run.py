@@ -91,11 +91,12 @@ def patchset_from(tiling: Tiling) -> PatchSet:
         rejected_columns={k: v[~keep] for k, v in tiling.columns.items()},
     )
     size = ctx.geometry.size_level0
-    labels = None
+    labels, areas = None, None
     if ctx.regions:  # the labels the placement saw: regions kept to the mask
-        labels = ctx.region_labels
+        labels, areas = ctx.region_labels, ctx.region_areas
         if labels is None:
             labels = region_labels(ctx.regions, ctx.mask.shape, ctx.mask_downsample, mask=ctx.mask)
+            areas = None
     # one pass over the mask: the whole foreground's coverage and every region's
     cov = coverage_report(ctx.mask, ctx.mask_downsample, ps.coords, size, labels=labels,
                           n_labels=len(ctx.regions))
@@ -105,7 +106,7 @@ def patchset_from(tiling: Tiling) -> PatchSet:
         assert ps.region is not None
         ps.region_summary = region_summary(labels, len(ctx.regions), ctx.mask_downsample,
                                            ps.coords, ps.region, size,
-                                           covered=cov["covered_by_label"])
+                                           covered=cov["covered_by_label"], areas=areas)
     return ps
 
 

@@ -37,6 +37,9 @@ class ImageContext:
     regions : connected foreground regions in level-0 px (after segmentation).
     region_labels : (h, w) int32 label image of ``regions`` on the mask grid, kept to the mask
         (0 = background or no region, ``k + 1`` = ``regions[k]``), set with ``regions``.
+    region_boxes : (n_regions, 4) int64 tight half-open ``x0, y0, x1, y1`` mask-px box of each
+        region's pixels in ``region_labels`` (all zero for none), set with ``regions``.
+    region_areas : (n_regions,) int64 pixels of each region in ``region_labels``.
     pixels : what every ``gigapatch_score_pixels`` returned, name -> (N, ...) array over the
         candidates, in candidate order (filled once every candidate has been read).
     cache : per-image scratch space for plugins; use :meth:`plugin_cache`.
@@ -51,6 +54,8 @@ class ImageContext:
     exclusions: dict[str, np.ndarray] = field(default_factory=dict)
     regions: list[Region] = field(default_factory=list)
     region_labels: np.ndarray | None = None
+    region_boxes: np.ndarray | None = None
+    region_areas: np.ndarray | None = None
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
     cache: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -29,7 +29,13 @@ from gigapatch.tiling.mask import otsu_mask_for
 from gigapatch.tiling.pieces import small_pieces_note
 from gigapatch.tiling.place import grid_coords, optimal_coords
 from gigapatch.tiling.refine import refine_mask
-from gigapatch.tiling.regions import own_fraction, patch_regions, place_per_region, region_labels
+from gigapatch.tiling.regions import (
+    own_fraction,
+    patch_regions,
+    place_per_region,
+    region_extents,
+    region_labels,
+)
 from gigapatch.tiling.score import batched_pixel_scores
 from gigapatch.tiling.select import select_patches
 from gigapatch.version import __version__
@@ -139,9 +145,11 @@ def segment_stage(context: ImageContext) -> np.ndarray:
     context.regions = list(regions or [])
     for k, region in enumerate(context.regions):
         region.label = k
-    context.region_labels = region_labels(context.regions, context.mask.shape,
-                                          context.mask_downsample, mask=context.mask)
-    return context.region_labels
+    labels = region_labels(context.regions, context.mask.shape, context.mask_downsample,
+                           mask=context.mask)
+    context.region_labels = labels
+    context.region_boxes, context.region_areas = region_extents(labels, len(context.regions))
+    return labels
 
 
 def place_stage(context: ImageContext, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +167,7 @@ def place_stage(context: ImageContext, labels: np.ndarray) -> tuple[np.ndarray, 
             labels, len(context.regions), ds, geom.size_level0, geom.stride_level0, dims,
             placement="optimal" if optimal else "grid",
             min_foreground=p.min_foreground if optimal else 0.0,
-            edge=p.edge, select_foreground=p.min_foreground,
+            edge=p.edge, select_foreground=p.min_foreground, boxes=context.region_boxes,
         )
     if p.placement == "border":
         avoid = None
@@ -175,7 +183,8 @@ def place_stage(context: ImageContext, labels: np.ndarray) -> tuple[np.ndarray, 
         coords = grid_coords(
             mask, ds, geom.size_level0, geom.stride_level0, dims, min_foreground=0.0, edge=p.edge
         )
-    return coords, patch_regions(labels, len(context.regions), coords, geom.size_level0, ds)
+    return coords, patch_regions(labels, len(context.regions), coords, geom.size_level0, ds,
+                                 boxes=context.region_boxes)
 
 
 def score_pixels(context: ImageContext, coords: np.ndarray) -> dict[str, np.ndarray]:
@@ -336,7 +345,8 @@ def _own_foreground(
     size, ds = ctx.geometry.size_level0, ctx.mask_downsample
     if not ctx.config.patch.per_region:
         return mask_fraction(ctx.mask, coords, size, ds)
-    return own_fraction(labels, len(ctx.regions), coords, region, size, ds)
+    return own_fraction(labels, len(ctx.regions), coords, region, size, ds,
+                        boxes=ctx.region_boxes)
 
 
 def _attrs(image: Image, cfg: Config, geom: Any, ds: float, fg_fraction: float) -> dict[str, Any]:

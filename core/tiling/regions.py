@@ -68,13 +68,14 @@ def region_labels(
                                  for hh in region.holes]
         labels[y0:y1, x0:x1][fill_rings(rings, (y1 - y0, x1 - x0))] = k + 1
     if mask is not None:
-        labels[~np.asarray(mask, bool)] = 0
+        np.multiply(labels, np.asarray(mask, bool), out=labels)
     return labels
 
 
-def region_boxes(labels: np.ndarray, n_regions: int) -> np.ndarray:
-    """Tight bounding box of every label, from the runs of equal labels along the rows (a box
-    spans the first and last run of its label: one pass over the image, then work per run).
+def region_extents(labels: np.ndarray, n_regions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tight bounding box and pixel count of every label, from the runs of equal labels along
+    the rows (a box spans the first and last run of its label, an area sums its runs' lengths:
+    one pass over the image, then work per run).
 
     Parameters
     ----------
@@ -83,14 +84,15 @@ def region_boxes(labels: np.ndarray, n_regions: int) -> np.ndarray:
 
     Returns
     -------
-    (n_regions, 4) int64 half-open ``x0, y0, x1, y1`` in mask px; all zero for a region with no
-    pixel (e.g. one hidden by a later region, or off the mask).
+    boxes : (n_regions, 4) int64 half-open ``x0, y0, x1, y1`` in mask px; all zero for a region
+        with no pixel (e.g. one hidden by a later region, or off the mask).
+    areas : (n_regions,) int64 pixels of each label (``np.bincount(labels)[1:]``).
     """
     lab = np.asarray(labels)
     n = int(n_regions)
     boxes = np.zeros((n, 4), np.int64)
     if lab.size == 0 or n == 0:
-        return boxes
+        return boxes, np.zeros(n, np.int64)
     if int(lab.min()) < 0 or int(lab.max()) > n:
         raise ValueError(f"labels must lie in [0, {n}]")
     w = lab.shape[1]
@@ -99,17 +101,24 @@ def region_boxes(labels: np.ndarray, n_regions: int) -> np.ndarray:
     start, end = nz.copy(), nz
     start[:, 1:] &= change
     end[:, :-1] &= change
-    fs, fe = np.flatnonzero(start), np.flatnonzero(end)  # run starts and ends
+    fs, fe = np.flatnonzero(start), np.flatnonzero(end)  # run starts and ends, paired in order
     ys, xs = np.divmod(fs, w)
     ye, xe = np.divmod(fe, w)
-    ks, ke = lab.reshape(-1)[fs].astype(np.int64) - 1, lab.reshape(-1)[fe].astype(np.int64) - 1
+    ks = lab.reshape(-1)[fs].astype(np.int64) - 1  # a run's label, at its start and its end
     lo = np.full((n, 2), np.iinfo(np.int64).max)
     hi = np.full((n, 2), -1, np.int64)
     np.minimum.at(lo, ks, np.stack([xs, ys], 1))
-    np.maximum.at(hi, ke, np.stack([xe, ye], 1) + 1)
+    np.maximum.at(hi, ks, np.stack([xe, ye], 1) + 1)
     found = hi[:, 0] >= 0
     boxes[found] = np.hstack([lo, hi])[found]
-    return boxes
+    areas = np.bincount(ks, weights=fe - fs + 1, minlength=n)[:n]
+    return boxes, np.rint(areas).astype(np.int64)
+
+
+def region_boxes(labels: np.ndarray, n_regions: int) -> np.ndarray:
+    """(n_regions, 4) int64 tight half-open ``x0, y0, x1, y1`` box of every label in mask px
+    (all zero for a label with no pixel): :func:`region_extents`' boxes."""
+    return region_extents(labels, n_regions)[0]
 
 
 def _near(coords: np.ndarray, box: np.ndarray, side: float, ds: float) -> np.ndarray:
@@ -136,7 +145,8 @@ def _own_areas(labels: np.ndarray, k: int, box: np.ndarray, coords: np.ndarray, 
 
 
 def patch_regions(
-    labels: np.ndarray, n_regions: int, coords: np.ndarray, size_level0: float, downsample: float
+    labels: np.ndarray, n_regions: int, coords: np.ndarray, size_level0: float, downsample: float,
+    *, boxes: np.ndarray | None = None,
 ) -> np.ndarray:
     """The region holding most of each patch's foreground (ties: the lower index).
 
@@ -147,6 +157,7 @@ def patch_regions(
     coords : (N, 2) level-0 top-left x, y.
     size_level0 : patch side in level-0 px.
     downsample : level-0 px per label px.
+    boxes : optional (n_regions, 4) :func:`region_boxes` of ``labels``, when the caller has them.
 
     Returns
     -------
@@ -159,7 +170,8 @@ def patch_regions(
     ds = float(downsample)
     side = size_level0 / ds
     best = np.zeros(len(c))
-    boxes = region_boxes(labels, n_regions)
+    if boxes is None:
+        boxes = region_boxes(labels, n_regions)
     for k in np.flatnonzero(boxes[:, 2] > boxes[:, 0]):
         idx = np.flatnonzero(_near(c, boxes[k], side, ds))
         area = _own_areas(labels, int(k), boxes[k], c[idx], side, ds)
@@ -171,7 +183,7 @@ def patch_regions(
 
 def own_fraction(
     labels: np.ndarray, n_regions: int, coords: np.ndarray, region: np.ndarray,
-    size_level0: float, downsample: float,
+    size_level0: float, downsample: float, *, boxes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fraction of each patch covered by its own region's pixels.
 
@@ -180,6 +192,7 @@ def own_fraction(
     labels : (h, w) int32 from :func:`region_labels`; n_regions : number of regions.
     coords : (N, 2) level-0 top-left x, y; region : (N,) int32 region of each (-1: none).
     size_level0 : patch side in level-0 px; downsample : level-0 px per label px.
+    boxes : optional (n_regions, 4) :func:`region_boxes` of ``labels``, when the caller has them.
 
     Returns
     -------
@@ -193,7 +206,8 @@ def own_fraction(
         return out
     ds = float(downsample)
     side = size_level0 / ds
-    boxes = region_boxes(labels, n_regions)
+    if boxes is None:
+        boxes = region_boxes(labels, n_regions)
     for k in ks:
         sel = np.flatnonzero(r == k)
         area = _own_areas(labels, int(k), boxes[k], c[sel], side, ds)
@@ -314,6 +328,7 @@ def place_per_region(
     min_foreground: float = 0.0,
     edge: Literal["inside", "pad", "shift"] = "inside",
     select_foreground: float | None = None,
+    boxes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Place patches region by region, so that no patch is shared by two regions.
 
@@ -338,6 +353,7 @@ def place_per_region(
         region's grid anchored at its far corner already ends at the region's edge).
     select_foreground : the fraction a patch will need to be kept (default ``min_foreground``):
         what the anchor and the grid-or-optimal choice are judged on.
+    boxes : optional (n_regions, 4) :func:`region_boxes` of ``labels``, when the caller has them.
 
     Returns
     -------
@@ -349,7 +365,8 @@ def place_per_region(
     dims = (int(dims[0]), int(dims[1]))
     select = min_foreground if select_foreground is None else max(select_foreground,
                                                                   min_foreground)
-    boxes = region_boxes(labels, n_regions)
+    if boxes is None:
+        boxes = region_boxes(labels, n_regions)
     found: list[np.ndarray] = [np.zeros((0, 2), np.int64)]
     owner: list[np.ndarray] = [np.zeros(0, np.int32)]
     for k in np.flatnonzero(boxes[:, 2] > boxes[:, 0]):
@@ -379,6 +396,7 @@ def region_summary(
     size_level0: int,
     *,
     covered: np.ndarray | None = None,
+    areas: np.ndarray | None = None,
 ) -> list[dict[str, float | int]]:
     """Patches and coverage of every region.
 
@@ -391,6 +409,8 @@ def region_summary(
     covered : optional (n_regions,) pixels of each region inside any kept patch, when the caller
         has them (:func:`~gigapatch.tiling.coverage.coverage_report` with ``labels``); else
         measured here, the same way.
+    areas : optional (n_regions,) pixels of each region (:func:`region_extents`), when the
+        caller has them; else counted here.
 
     Returns
     -------
@@ -402,7 +422,8 @@ def region_summary(
     lab = np.asarray(labels)
     r = np.asarray(region).reshape(-1)
     counts = np.bincount(r[r >= 0], minlength=n_regions)
-    areas = np.bincount(lab.reshape(-1), minlength=n_regions + 1)[1 : n_regions + 1]
+    if areas is None:
+        areas = region_extents(lab, n_regions)[1]
     if covered is None:
         covered = coverage_report(lab > 0, ds, coords, size_level0, labels=lab,
                                   n_labels=n_regions)["covered_by_label"]
@@ -416,6 +437,7 @@ __all__ = [
     "patch_regions",
     "place_per_region",
     "region_boxes",
+    "region_extents",
     "region_labels",
     "region_summary",
 ]

@@ -22,6 +22,7 @@ from gigapatch.tiling.regions import (
     patch_regions,
     place_per_region,
     region_boxes,
+    region_extents,
     region_labels,
     region_summary,
 )
@@ -134,6 +135,23 @@ def test_region_boxes_are_tight() -> None:
     assert region_boxes(np.zeros((0, 0), np.int32), 2).shape == (2, 4)
     with pytest.raises(ValueError):
         region_boxes(labels, n - 2)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_region_extents_areas_are_the_label_counts(seed: int) -> None:
+    # overlapping regions (a later one hides part of an earlier), a region with no pixel left,
+    # runs that touch the row ends and runs of two labels side by side
+    m = blobs((120, 170), seed, n=20)
+    regions = segment_mask(m, 1.0)
+    regions.append(Region(np.array([[0, 0], [170, 0], [170, 30], [0, 30]], float)))
+    labels = region_labels(regions, m.shape, 1.0, mask=m > 0)
+    n = len(regions) + 1
+    boxes, areas = region_extents(labels, n)
+    np.testing.assert_array_equal(boxes, region_boxes(labels, n))
+    np.testing.assert_array_equal(areas, np.bincount(labels.ravel(), minlength=n + 1)[1:])
+    assert areas.dtype == np.int64 and areas[-1] == 0
+    none = region_extents(np.zeros((0, 0), np.int32), 2)
+    assert none[0].shape == (2, 4) and none[1].tolist() == [0, 0]
 
 
 # ----------------------------------------------------------------------------- patch regions
