@@ -21,8 +21,13 @@ A change of the code (a refactoring, say) should keep the figures; this measures
 Every gigapatch process but the shipped ones runs through one launcher (:data:`STAMPED`) that
 notes when ``main()`` is entered and left; the table splits their wall time into start-up
 (interpreter, imports), ``main()`` (plugin loading, the run) and what follows it (the
-interpreter's teardown). ``per_image.py`` then gives each version's cost per image once a
-process is up (its flags turned into ``--set``).
+interpreter's teardown). ``per_image.py``, run for every version in turn (rounds), then gives
+each version's cost per image once a process is up (its flags turned into ``--set``).
+
+``--cohort K`` adds the throughput over many images, the figure a cohort pays: every version's
+command on a folder of K copies of the slide (one process tiles them all; ``gigapatch tile
+FOLDER``), and hs2p's own multi-slide ``tile_slides`` (one worker, as in ``cohort.py``) on the
+same K, interleaved; seconds per image are the process's wall time over K.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from cohort import HS2P_COHORT  # noqa: E402
 from report import machine_line  # noqa: E402
 from run import HS2P_SCRIPT, MASK_FLAGS, bench_env, ensure_slide, find_hs2p  # noqa: E402
 
@@ -124,6 +130,17 @@ def per_image(python: str, slide: Path, sets: list[str], repeats: int,
     return float(found.group(1))
 
 
+def per_image_interleaved(pythons: dict[str, str], slide: Path, sets: dict[str, list[str]],
+                          repeats: int, rounds: int, env: dict[str, str]) -> dict[str, float]:
+    """:func:`per_image` of every version, ``rounds`` times in turn (so that a slow spell of the
+    machine falls on every version alike); the median of each version's rounds."""
+    runs: dict[str, list[float]] = {k: [] for k in pythons}
+    for _ in range(rounds):
+        for label, python in pythons.items():
+            runs[label].append(per_image(python, slide, sets[label], repeats, env))
+    return {k: statistics.median(v) for k, v in runs.items()}
+
+
 def start_up(python: str, env: dict[str, str]) -> float:
     """Median seconds of ``python -c pass``: the interpreter's own start-up in its environment."""
     return statistics.median(_time([python, "-c", "pass"], env, None)["wall"] for _ in range(7))
@@ -159,12 +176,39 @@ def bench(side: int, args: argparse.Namespace, hs2p: str | None, env: dict[str, 
         out = tmp / "out-hs2p"
         cmds["hs2p 6.1.0"] = ([hs2p, "-c", HS2P_SCRIPT, str(slide), str(out)], out, None)
     res = time_commands(cmds, args.repeats, args.warmup, env)
-    for label, python in pythons.items():
-        res[label]["per_image"] = per_image(python, slide, sets[label], args.per_image_repeats,
-                                            env)
+    if args.cohort:
+        for label, v in cohort_runs(cmds, slide, hs2p, args, env, tmp).items():
+            res.setdefault(label, {})["cohort"] = v
+    for label, v in per_image_interleaved(pythons, slide, sets, args.per_image_repeats,
+                                          args.per_image_rounds, env).items():
+        res[label]["per_image"] = v
     for label in args.baselines:  # one figure per version
         res[f"{label}, plain exit"]["per_image"] = res[f"{label} as it ships"]["per_image"]
     return {"side": side, "res": res}
+
+
+def cohort_runs(cmds: dict[str, tuple[list[str], Path, Path | None]], slide: Path,
+                hs2p: str | None, args: argparse.Namespace, env: dict[str, str],
+                tmp: Path) -> dict[str, float]:
+    """Seconds per image of every command on a folder of ``args.cohort`` copies of ``slide``
+    (hs2p: ``tile_slides`` on them, one worker), interleaved; this checkout also with
+    ``--workers 1`` (its default is one worker per core)."""
+    folder = tmp / f"cohort-{slide.stem}"
+    folder.mkdir(exist_ok=True)
+    for i in range(args.cohort):
+        (folder / f"s{i:03d}{slide.suffix}").symlink_to(slide)
+    copies = sorted(str(f) for f in folder.iterdir())
+    many: dict[str, tuple[list[str], Path, Path | None]] = {}
+    for label, (cmd, out, stamps) in cmds.items():
+        if label == "hs2p 6.1.0":
+            assert hs2p is not None
+            many[label] = ([hs2p, "-c", HS2P_COHORT, str(out), "1", "0", *copies], out, None)
+        else:
+            many[label] = ([str(folder) if a == str(slide) else a for a in cmd], out, stamps)
+    cmd, out, _ = many["this checkout"]
+    many["this checkout, one worker"] = ([*cmd, "--workers", "1"], tmp / "out-one", None)
+    timed = time_commands(many, args.repeats, args.warmup, env)
+    return {label: f["wall"] / args.cohort for label, f in timed.items()}
 
 
 def table(results: list[dict[str, Any]], starts: dict[str, float]) -> str:
@@ -174,17 +218,21 @@ def table(results: list[dict[str, Any]], starts: dict[str, float]) -> str:
         return "-" if v is None else fmt.format(v)
 
     lines = ["| command | slide | per process, s | / hs2p | start-up to main(), s | main(), s "
-             "| after main(), s | per image in one process, s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| after main(), s | per image in one process, s | cohort, s per image | / hs2p |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         res = r["res"]
         ref = res.get("hs2p 6.1.0", {}).get("wall")
+        ref_many = res.get("hs2p 6.1.0", {}).get("cohort")
         for label, f in res.items():
-            ratio = f["wall"] / ref if ref else None
-            lines.append(f"| {label} | {r['side'] // 1000}k | {cell(f['wall'])} | "
+            ratio = f["wall"] / ref if ref and "wall" in f else None
+            many = f.get("cohort")
+            many_ratio = many / ref_many if many is not None and ref_many else None
+            lines.append(f"| {label} | {r['side'] // 1000}k | {cell(f.get('wall'))} | "
                          f"{cell(ratio, '{:.2f}')} | {cell(f.get('startup'))} | "
                          f"{cell(f.get('main'))} | {cell(f.get('exit'))} | "
-                         f"{cell(f.get('per_image'))} |")
+                         f"{cell(f.get('per_image'))} | {cell(many)} | "
+                         f"{cell(many_ratio, '{:.2f}')} |")
     lines.append("")
     lines.append("Interpreter start-up (`python -c pass`): " + "; ".join(
         f"{k} {v:.3f} s" for k, v in starts.items()) + ".")
@@ -214,7 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 40_000])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--per-image-repeats", type=int, default=8)
+    ap.add_argument("--per-image-repeats", type=int, default=5,
+                    help="images per per_image.py process")
+    ap.add_argument("--per-image-rounds", type=int, default=5,
+                    help="per_image.py processes per version, interleaved")
+    ap.add_argument("--cohort", type=int, default=0, metavar="K",
+                    help="also time each command on a folder of K copies of the slide")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gigapatch-bench")
     ap.add_argument("--hs2p-python", default=None)
     ap.add_argument("--no-reference", action="store_true", help="skip hs2p")
@@ -238,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         "Baselines: " + "; ".join(f"{k} `{v}` (flags: {_flags_note(args.flags.get(k))})"
                                   for k, v in args.baselines.items())
         + f". Median of {args.repeats} interleaved runs after "
-        f"{args.warmup} warm-up; per image: `per_image.py`, median of {args.per_image_repeats}.",
+        f"{args.warmup} warm-up; per image: `per_image.py` (median of {args.per_image_repeats}"
+        f" images), median of {args.per_image_rounds} interleaved rounds."
+        + (f" Cohort: a folder of {args.cohort} copies of the slide (symbolic links), one "
+           "process each (hs2p: `tile_slides`, one worker), wall time / "
+           f"{args.cohort}." if args.cohort else ""),
         table(results, starts),
         f"Load average (1 min) at start {load0[0]:.2f}, at end {load1[0]:.2f}.",
     ])

@@ -188,17 +188,22 @@ def test_versions_script_splits_each_process_and_runs_a_baseline_both_ways(
         versions.main(["--baseline", sys.executable])
     assert versions.main(["--baseline", f"self={sys.executable}", "--sizes", "3000",
                           "--repeats", "1", "--warmup", "0", "--per-image-repeats", "1",
-                          "--workdir", str(tmp_path), "--no-reference"]) == 0
+                          "--per-image-rounds", "1",
+                          "--workdir", str(tmp_path), "--no-reference", "--cohort", "2"]) == 0
     rows = {}
     for line in capsys.readouterr().out.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 8 and cells[1] == "3k":
+        if len(cells) == 10 and cells[1] == "3k":
             rows[cells[0]] = cells[2:]
     assert set(rows) == {"this checkout", "this checkout, grid placement", "self as it ships",
-                         "self, plain exit"}
+                         "self, plain exit", "this checkout, one worker"}
+    one = rows.pop("this checkout, one worker")  # a cohort figure only
+    assert one[:6] == ["-"] * 6 and float(one[6]) > 0
     for label in ("this checkout", "self, plain exit"):
-        wall, _, start, main, after, per_image = (float(v) if v != "-" else None
-                                                  for v in rows[label])
+        wall, _, start, main, after, per_image, cohort, _ = (float(v) if v != "-" else None
+                                                             for v in rows[label])
         assert start > 0 and main > 0 and after > 0 and per_image > 0
-        assert start + main + after <= wall
+        assert start + main + after <= wall + 0.002  # four figures rounded to the ms
+        # two images in one process: more than one image's work, less than two processes
+        assert cohort is not None and per_image / 2 < cohort < wall
     assert rows["self as it ships"][2:5] == ["-", "-", "-"]
