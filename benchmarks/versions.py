@@ -206,7 +206,9 @@ def cohort_runs(cmds: dict[str, tuple[list[str], Path, Path | None]], slide: Pat
         else:
             many[label] = ([str(folder) if a == str(slide) else a for a in cmd], out, stamps)
     cmd, out, _ = many["this checkout"]
-    many["this checkout, one worker"] = ([*cmd, "--workers", "1"], tmp / "out-one", None)
+    one = tmp / "out-one"  # its own folder: a run into another's would skip the done images
+    many["this checkout, one worker"] = ([str(one) if a == str(out) else a for a in cmd]
+                                         + ["--workers", "1"], one, None)
     timed = time_commands(many, args.repeats, args.warmup, env)
     return {label: f["wall"] / args.cohort for label, f in timed.items()}
 

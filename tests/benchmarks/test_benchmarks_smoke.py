@@ -207,3 +207,40 @@ def test_versions_script_splits_each_process_and_runs_a_baseline_both_ways(
         # two images in one process: more than one image's work, less than two processes
         assert cohort is not None and per_image / 2 < cohort < wall
     assert rows["self as it ships"][2:5] == ["-", "-", "-"]
+
+
+def test_versions_cohort_commands_write_into_their_own_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every cohort command tiles the folder of copies into the folder it is timed with (a run
+    into another command's folder would find the images done and skip them)."""
+    import argparse
+
+    import versions
+
+    slide = tmp_path / "s.svs"
+    slide.write_bytes(b"")
+    cmds = {label: ([sys.executable, "-m", "gigapatch", "tile", str(slide), "--out",
+                     str(tmp_path / f"out-{i}")], tmp_path / f"out-{i}", None)
+            for i, label in enumerate(["this checkout", "old"])}
+    cmds["hs2p 6.1.0"] = (["hs2p"], tmp_path / "out-hs2p", None)
+    seen = {}
+
+    def fake_time(many, repeats, warmup, env):  # type: ignore[no-untyped-def]
+        seen.update(many)
+        return {label: {"wall": 4.0} for label in many}
+
+    monkeypatch.setattr(versions, "time_commands", fake_time)
+    args = argparse.Namespace(cohort=4, repeats=1, warmup=0)
+    per = versions.cohort_runs(cmds, slide, "hs2p-python", args, {}, tmp_path)
+    assert per == {label: 1.0 for label in [*cmds, "this checkout, one worker"]}
+    folders = set()
+    for label, (cmd, out, _) in seen.items():
+        if label == "hs2p 6.1.0":
+            assert str(out) in cmd and str(slide) not in cmd
+            assert len([a for a in cmd if a.endswith(".svs")]) == 4  # the copies
+            continue
+        assert cmd[cmd.index("--out") + 1] == str(out) and str(slide) not in cmd
+        folders.add(out)
+    assert len(folders) == 3
+    assert seen["this checkout, one worker"][0][-2:] == ["--workers", "1"]
