@@ -224,7 +224,7 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
 def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
     """``summary.parquet`` of ``rows``, typed; built by pyarrow's JSON reader from one JSON line
     per row with an explicit schema (nulls kept apart from empty strings): ``pa.array`` of
-    Python lists imports pandas (~0.5 s of CPU, more than the rest of the summary)."""
+    Python lists imports pandas, which costs more than the rest of the summary."""
     import pyarrow as pa
     import pyarrow.json as pj
     import pyarrow.parquet as pq

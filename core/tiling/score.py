@@ -147,12 +147,10 @@ def opencv_threads(n: int) -> Iterator[None]:
 
     The pixel pass already overlaps decoding (reader threads) with scoring (the calling
     thread), and a cohort runs one image per core; OpenCV's pool on top of that splits
-    ~64 K px filters across threads that mostly wait (its workers spin before they sleep).
-    Default pathology config, 2 cores: 6.2 s of CPU for the 40k-px benchmark slide with one
-    OpenCV thread against 6.5-6.9 s with two (25k px: 2.6-2.7 against 2.8-3.1 s), the same
-    wall time and the same values (OpenCV's per-pixel results do not depend on the thread
-    count). The setting is process-wide: images tiled concurrently in threads of one process
-    share it.
+    ~64 K px filters across threads that mostly wait (its workers spin before they sleep):
+    more CPU for the same wall time and the same values (OpenCV's per-pixel results do not
+    depend on the thread count). The setting is process-wide: images tiled concurrently in
+    threads of one process share it.
     """
     import cv2
 
