@@ -365,14 +365,32 @@ def deadline(seconds: float | None) -> Iterator[None]:
     timer = threading.Timer(seconds, fire)
     timer.daemon = True
     timer.start()
+    raised = False
     try:
         yield
+    except ImageTimeout:
+        raised = True
+        raise
     finally:
         with guard:
             state["over"] = True
             timer.cancel()
-            if state["fired"]:  # not delivered yet: withdraw it
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+            fired = state["fired"]
+        if fired and not raised:  # set on this thread after the block's last check
+            _take_pending_timeout()
+
+
+def _take_pending_timeout() -> None:
+    """Raise and drop the :class:`ImageTimeout` set on this thread and not raised yet. It is
+    taken, not withdrawn with ``PyThreadState_SetAsyncExc(tid, NULL)``: that clears the
+    exception but leaves the interpreter's "asynchronous exception pending" flag set (CPython
+    3.11), so every later check of the eval loop, in every thread, takes its slow path for the
+    rest of the process, and a traced call (a debugger, coverage) never returns."""
+    try:
+        for _ in range(1000):  # each backward jump raises a pending asynchronous exception
+            pass
+    except ImageTimeout:
+        pass
 
 
 # ---------------------------------------------------------------------------- pool workers

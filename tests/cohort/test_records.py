@@ -109,6 +109,37 @@ def test_a_timeout_in_a_worker_thread(tmp_path: Path) -> None:
     assert outcome["slow-after"] == outcome["quick-after"] == "ok"
 
 
+LEFT_CLEAN = """
+import sys, threading
+from gigapatch.cohort.worker import ImageTimeout, deadline
+
+def timed_out():
+    try:
+        with deadline(0.1):
+            while True:
+                sum(range(100))
+    except ImageTimeout:
+        pass
+
+t = threading.Thread(target=timed_out)
+t.start()
+t.join()
+sys.settrace(lambda frame, event, arg: None)  # hangs while the interpreter thinks one is pending
+(lambda: 1)()
+sys.settrace(None)
+print("clean")
+"""
+
+
+def test_a_timeout_leaves_the_interpreter_clean() -> None:
+    """A timeout raised in a worker thread (a Dask task's) leaves no asynchronous exception
+    pending in the interpreter: withdrawing the raised one with NULL did, and then a traced
+    call never returned and every thread ran its eval loop's slow path."""
+    res = subprocess.run([sys.executable, "-c", LEFT_CLEAN], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "clean", res.stderr
+
+
 def test_an_image_interrupted_mid_write_has_no_record_and_no_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
