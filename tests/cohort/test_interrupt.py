@@ -51,6 +51,11 @@ def wait_for_records(out: Path, n: int, proc: subprocess.Popen, timeout: float =
         time.sleep(0.05)
 
 
+def left_locks(out: Path) -> dict[str, str]:
+    """The files under the run's locks folder and what each holds."""
+    return {p.name: p.read_text() for p in out.glob(".gigapatch/locks/*")}
+
+
 def statuses(out: Path) -> dict[str, str]:
     return {r.image_id: r.status for r in read_records(out)}
 
@@ -68,7 +73,8 @@ def test_a_killed_worker_is_retried_once_in_a_fresh_pool(cli, slow_cohort: Path,
     os.kill(holder(out, proc), signal.SIGKILL)
     res = finish(proc)
     assert res.returncode == 1, res.stderr  # the corrupt image; the killed one was retried
-    assert statuses(out) == {**{n: "ok" for n in (*GOOD, SLOW)}, "corrupt": "error"}
+    assert statuses(out) == {**{n: "ok" for n in (*GOOD, SLOW)}, "corrupt": "error"}, (
+        res.stderr, left_locks(out))
     assert "Traceback" not in res.stderr and not list(out.rglob("*.tmp"))
 
 
@@ -85,8 +91,9 @@ def test_a_worker_killed_twice_is_recorded_and_a_rerun_completes_it(
     rec = json.loads((out / ".gigapatch" / "records" / f"{SLOW}.json").read_text())
     assert rec["status"] == "error" and "the worker process died while tiling it" in rec["reason"]
     assert f"error: {rec['reason']}" in res.stderr
-    assert statuses(out) == {**{n: "ok" for n in GOOD}, SLOW: "error", "corrupt": "error"}
-    assert not (out / f"{SLOW}.h5").exists() and not list(out.glob(".gigapatch/locks/*"))
+    assert statuses(out) == {**{n: "ok" for n in GOOD}, SLOW: "error", "corrupt": "error"}, (
+        res.stderr, left_locks(out))
+    assert not (out / f"{SLOW}.h5").exists() and not left_locks(out)
     done = file_stamps(out, GOOD)
 
     rerun = finish(cli("tile", str(slow_cohort), "--out", str(out), *FAST, "--retry-failed",
@@ -110,7 +117,7 @@ def test_an_interrupted_run_loses_nothing_and_the_rerun_finishes(
     assert "interrupted" in res.stderr and "Traceback" not in res.stderr
     assert SLOW not in statuses(out) and len(statuses(out)) == len(GOOD) + 1
     assert not (out / f"{SLOW}.h5").exists() and not list(out.rglob("*.tmp"))
-    assert not list(out.glob(".gigapatch/locks/*"))  # the interrupted worker let go
+    assert not left_locks(out)  # the interrupted worker let go
     with open(out / "summary.csv") as f:  # rebuilt from the records before exiting
         assert len(f.read().splitlines()) == 1 + len(GOOD) + 1
     done = file_stamps(out, (*GOOD, "corrupt"))
@@ -118,5 +125,6 @@ def test_an_interrupted_run_loses_nothing_and_the_rerun_finishes(
     rerun = finish(cli("tile", str(slow_cohort), "--out", str(out), *FAST, slow_s=0.2))
     assert rerun.returncode == 1, rerun.stderr
     assert "(1 now, 7 already done)" in rerun.stdout, rerun.stdout
-    assert statuses(out) == {**{n: "ok" for n in (*GOOD, SLOW)}, "corrupt": "error"}
+    assert statuses(out) == {**{n: "ok" for n in (*GOOD, SLOW)}, "corrupt": "error"}, (
+        res.stderr, left_locks(out))
     assert file_stamps(out, (*GOOD, "corrupt")) == done

@@ -9,14 +9,18 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
+from gigapatch.cohort import locks
 from gigapatch.cohort.inputs import ImageTask
-from gigapatch.cohort.locks import ImageLock, acquire, lock_path
+from gigapatch.cohort.locks import LOCKS, ImageLock, acquire, lock_path
 from gigapatch.cohort.records import (
     SUMMARY_COLUMNS,
     ImageRecord,
@@ -209,6 +213,95 @@ def test_the_config_hash_leaves_out_thread_counts() -> None:
     b = load_config("generic", overrides={"score.workers": 8, "output.workers": 3})
     c = load_config("generic", overrides={"patch.size": 512})
     assert output_hash(a) == output_hash(b) != output_hash(c)
+
+
+def _interrupted_at(step: int, call: Callable[[], object]) -> bool:
+    """Run ``call`` with a KeyboardInterrupt raised at its ``step``-th line event in locks.py
+    (as a SIGTERM turned into Ctrl-C lands between two bytecodes); whether it was raised."""
+    seen = [0]
+
+    def trace(frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
+        if frame.f_code.co_filename != locks.__file__:
+            return None
+        if event == "line":
+            seen[0] += 1
+            if seen[0] == step:
+                raise KeyboardInterrupt
+        return trace
+
+    sys.settrace(trace)
+    try:
+        call()
+    except KeyboardInterrupt:
+        return True
+    finally:
+        sys.settrace(None)
+    return False
+
+
+def test_a_lock_taken_by_an_interrupted_process_is_whole_or_absent(tmp_path: Path) -> None:
+    """Interrupted at any line while taking a lock, a process leaves no lock or a whole one
+    naming it (stale once it has ended), and no temporary file: never an empty lock, which
+    no later run could tell from one being written (CI saw an image left "being tiled by
+    another run" after its worker was killed)."""
+    step, tmps = 0, set()
+    while step < 200:
+        step += 1
+        out = tmp_path / f"s{step}"
+        if not _interrupted_at(step, lambda out=out: acquire(out, "x", "r")):
+            break  # every line of acquire was tried
+        left = sorted(os.listdir(out / LOCKS)) if (out / LOCKS).is_dir() else []
+        if "x.lock" in left:
+            holder = locks.read_lock(lock_path(out, "x")) or {}
+            assert holder.get("pid") == os.getpid(), (step, "an empty or partial lock")
+        # interrupted before its finally clause removed it: a temporary file naming this process
+        assert not [f for f in left if f != "x.lock" and f".{os.getpid()}." not in f], step
+        tmps.update(f for f in left if f != "x.lock")
+    assert 10 < step < 200, step
+    assert tmps  # the line that removes the temporary file was reached and interrupted too
+
+
+def test_files_left_by_an_ended_process_beside_a_lock_are_swept(tmp_path: Path) -> None:
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    folder = tmp_path / LOCKS
+    folder.mkdir(parents=True)
+    host = socket.gethostname()
+    gone = [f".x.lock.{host}.{ended.pid}.0123abcd.new", f".x.lock.{host}.{ended.pid}.broken"]
+    kept = [f".x.lock.{host}.{os.getpid()}.0123abcd.new",  # a live process's
+            f".x.lock.elsewhere.{ended.pid}.broken",  # another host's
+            f".x.lock.{host}.5.lock.{host}.{ended.pid}.broken"]  # image "x.lock.{host}.5"'s
+    for name in gone + kept:
+        (folder / name).write_text("")
+    assert isinstance(acquire(tmp_path, "x", "r"), ImageLock)
+    assert sorted(os.listdir(folder)) == sorted([*kept, "x.lock"])
+
+
+def test_an_empty_lock_is_respected_while_young_and_broken_when_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = lock_path(tmp_path, "x")
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    assert acquire(tmp_path, "x", "r") == {}  # maybe being written (no hard links): respected
+    old = time.time() - locks.UNREADABLE_STALE_S - 1
+    os.utime(path, (old, old))
+    lock = acquire(tmp_path, "x", "r")
+    assert isinstance(lock, ImageLock) and lock.broke_stale
+
+
+def test_locks_where_the_file_system_has_no_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_link(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    lock = acquire(tmp_path, "x", "run-1")
+    assert isinstance(lock, ImageLock) and lock_path(tmp_path, "x").read_text() == lock.text
+    assert acquire(tmp_path, "x", "run-2")["run"] == "run-1"
+    lock.release()
+    assert os.listdir(tmp_path / LOCKS) == []
 
 
 def test_atomic_writes_keep_the_umask(tmp_path: Path) -> None:
