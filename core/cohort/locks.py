@@ -98,8 +98,7 @@ def acquire(out_dir: Path, image_id: str, run: str) -> ImageLock | dict[str, Any
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "run": run,
                        "since": now_iso()})
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}."
-                         f"{secrets.token_hex(4)}.new")
+    tmp = _beside(path, f"{secrets.token_hex(4)}.new")
     broke = False
     try:
         tmp.write_text(text)
@@ -139,10 +138,15 @@ def _create(path: Path, written: Path, text: str) -> bool:
     return True
 
 
+def _beside(path: Path, tag: str) -> Path:
+    """``.<lock name>.<host>.<pid>.<tag>`` beside the lock ``path``: a file this process holds
+    for a moment while taking the lock (``<token>.new``) or breaking it (``broken``)."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{tag}")
+
+
 def _sweep(path: Path) -> None:
-    """Remove the files that ended processes of this host left beside the lock ``path`` while
-    taking it (``.new``) or breaking it (``.broken``), interrupted between writing one and
-    removing it."""
+    """Remove the :func:`_beside` files that ended processes of this host left beside the lock
+    ``path``, interrupted between writing one and removing it."""
     prefix = f".{path.name}.{socket.gethostname()}."
     for left in path.parent.glob(glob.escape(prefix) + "*"):
         found = re.fullmatch(r"(\d+)(?:\.[0-9a-f]{8}\.new|\.broken)", left.name[len(prefix):])
@@ -161,7 +165,7 @@ def break_stale(path: Path, holder: dict[str, Any]) -> None:
     """Remove the stale lock ``path`` whose content was ``holder``. It is renamed away first
     (one process wins); if what was renamed is no longer that stale lock (another process broke
     and took it meanwhile), it is put back."""
-    aside = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.broken")
+    aside = _beside(path, "broken")
     try:
         os.replace(path, aside)
     except FileNotFoundError:
